@@ -1,0 +1,88 @@
+// Arenas: parameters, gradients, optimizer state and buffers each live in one contiguous allocation
+// with named views (STYLE.md §3). An ArenaLayout says where each named entry lives; several Arenas
+// (params, grads, momentum) share one layout, so a gradient bucket is a byte range of the grad arena
+// and an optimizer update is one elementwise pass.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/tensor.h"
+
+namespace convoy::ops {
+
+class ExecContext;
+
+// How a backend keeps a parameter in memory when that differs from the plain row-major layout
+// (oneDNN picks blocked convolution weights). pack/unpack convert the plain layout (OIHW for
+// convolution weights, PyTorch's layout) on the host to and from the packed device layout.
+class PackedLayout {
+ public:
+  virtual ~PackedLayout() = default;
+  virtual size_t bytes() const = 0;
+  virtual void pack(ExecContext& ctx, const float* plain_host, void* packed) const = 0;
+  virtual void unpack(ExecContext& ctx, const void* packed, float* plain_host) const = 0;
+};
+
+// What a parameter is, for initialization and for the optimizer's decay rules.
+enum class ParamRole : uint8_t { weight, bias, bn_gamma, bn_beta, buffer };
+
+enum class InitKind : uint8_t {
+  zeros,
+  ones,
+  kaiming_normal_fan_out,  // N(0, 2 / fan_out): torchvision's ResNet convolutions
+  kaiming_uniform_a_sqrt5, // PyTorch's default for Conv2d and Linear weights: U(±1/sqrt(fan_in))
+  uniform_fan_in,          // PyTorch's default for biases: U(±1/sqrt(fan_in))
+};
+
+struct ArenaEntry {
+  std::string name;    // torchvision name: "layer1.0.conv1.weight"
+  Shape shape;         // logical (PyTorch) shape: OIHW for convolution weights
+  DType dtype = DType::f32;
+  ParamRole role = ParamRole::weight;
+  InitKind init = InitKind::zeros;
+  int64_t fan_in = 0, fan_out = 0;
+  size_t offset = 0;   // bytes from the arena's start (64-byte aligned)
+  size_t bytes = 0;    // bytes in this arena (the packed size when packed)
+  std::shared_ptr<const PackedLayout> packing;  // null: plain row-major layout
+
+  int64_t numel() const { return shape.numel(); }
+};
+
+class ArenaLayout {
+ public:
+  // Adds an entry and returns its index; offsets are assigned in order of addition.
+  size_t add(ArenaEntry entry);
+  const std::vector<ArenaEntry>& entries() const { return entries_; }
+  const ArenaEntry& entry(size_t i) const { return entries_.at(i); }
+  // Index of the named entry; throws with the name when it is missing.
+  size_t index_of(const std::string& name) const;
+  bool contains(const std::string& name) const;
+  size_t total_bytes() const { return total_bytes_; }
+  int64_t total_numel() const;  // sum of logical element counts (the parameter count)
+
+ private:
+  std::vector<ArenaEntry> entries_;
+  size_t total_bytes_ = 0;
+};
+
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const ArenaLayout& layout, Allocator& alloc);
+
+  const ArenaLayout& layout() const { return *layout_; }
+  // The whole arena as one flat f32 tensor (for elementwise passes and all-reduce slices).
+  const Tensor& flat() const { return all_; }
+  // Entry i's memory: packed entries come as a flat 1-d f32 view of their packed size.
+  Tensor view(size_t i) const;
+  Tensor view(const std::string& name) const { return view(layout_->index_of(name)); }
+
+ private:
+  const ArenaLayout* layout_ = nullptr;
+  Tensor all_;
+};
+
+}  // namespace convoy::ops

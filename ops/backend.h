@@ -1,0 +1,266 @@
+// The per-device kernel interface. Layers build kernels once per shape at set-up (a "plan": oneDNN
+// primitive descriptors here, cuDNN descriptors and algorithms on a GPU) and then only execute them.
+//
+// Rules every backend and every layer keeps:
+// - every call takes an explicit ExecContext (a stream: oneDNN's stream on the CPU, a CUDA stream
+//   with its cuDNN/cuBLAS handles on a GPU); calls on one context run in order;
+// - tensors handed to kernels live on the backend's device; layers never touch their bytes;
+// - scratch memory comes from the context's workspace, sized while plans are built, never during a step;
+// - kernels overwrite their outputs, except that every dx has an `accumulate` flag (dx += ...), which
+//   is how the graph sums the gradients of an activation that feeds several layers. Weight and bias
+//   gradients are always overwritten.
+// Shapes: activations NHWC (N, H, W, C); 2-d activations (N, C).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ops/arena.h"
+#include "ops/tensor.h"
+
+namespace convoy::ops {
+
+// An execution stream plus the scratch workspace its kernels share.
+class ExecContext {
+ public:
+  virtual ~ExecContext() = default;
+  virtual Device device() const = 0;
+  virtual void synchronize() = 0;
+  // Scratch shared by kernels on this context; valid until the next kernel call on it.
+  virtual void* workspace(size_t bytes) = 0;
+};
+
+// --- kernel descriptions (shapes fixed at set-up) ---
+
+struct ConvSpec {
+  int64_t N = 1, H = 1, W = 1, C = 1;  // input (N, H, W, C)
+  int64_t K = 1;                      // output channels
+  int64_t R = 1, S = 1;               // kernel height, width
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;       // symmetric, as PyTorch's Conv2d
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+  bool bias = false;
+  bool fuse_relu = false;             // y = relu(conv(x) + b)
+  DType dtype = DType::f32;
+
+  int64_t out_h() const { return (H + 2 * pad_h - dilation_h * (R - 1) - 1) / stride_h + 1; }
+  int64_t out_w() const { return (W + 2 * pad_w - dilation_w * (S - 1) - 1) / stride_w + 1; }
+  Shape weight_shape() const { return Shape{K, C / groups, R, S}; }  // OIHW
+};
+
+class ConvKernel {
+ public:
+  virtual ~ConvKernel() = default;
+  // The weights' device layout (packed); its plain layout is OIHW.
+  virtual std::shared_ptr<const PackedLayout> weight_layout() const = 0;
+  // x: (N, H, W, C)  w: packed  b: (K) or undefined  y: (N, OH, OW, K)
+  virtual void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) = 0;
+  // dx (may be null: not needed) overwritten or accumulated; dw, db (if bias) overwritten.
+  // y is the forward output (used when ReLU is fused).
+  virtual void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy,
+                        Tensor* dx, bool accumulate_dx, Tensor& dw, Tensor* db) = 0;
+  // "jit:avx2" and the like, per primitive: lets tests assert that nothing runs a reference kernel.
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+struct BatchNormSpec {
+  int64_t N = 1, H = 1, W = 1, C = 1;  // (N, H, W, C); 2-d input uses H = W = 1
+  float eps = 1e-5f;
+  float momentum = 0.1f;               // running = (1 - m) running + m batch (PyTorch's convention)
+  bool fuse_relu = false;
+  DType dtype = DType::f32;
+};
+
+class BatchNormKernel {
+ public:
+  virtual ~BatchNormKernel() = default;
+  // Bytes of the forward-to-backward workspace (the ReLU mask when fused); 0 if none.
+  virtual size_t saved_bytes() const = 0;
+  // Training: batch statistics; writes saved_mean/saved_var (C, biased variance) and `saved`; updates
+  // running_mean and running_var (unbiased) with momentum and increments num_batches_tracked (i64 scalar).
+  virtual void forward_train(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y,
+                             Tensor& saved_mean, Tensor& saved_var, Tensor& saved, Tensor& running_mean,
+                             Tensor& running_var, Tensor& num_batches_tracked) = 0;
+  // Evaluation: running statistics.
+  virtual void forward_eval(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                            const Tensor& running_mean, const Tensor& running_var, Tensor& y) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& saved_mean, const Tensor& saved_var, const Tensor& saved, const Tensor& dy,
+                        Tensor* dx, bool accumulate_dx, Tensor& dgamma, Tensor& dbeta) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+enum class PoolKind : uint8_t { max, avg };
+
+struct PoolSpec {
+  int64_t N = 1, H = 1, W = 1, C = 1;
+  PoolKind kind = PoolKind::max;
+  int64_t kh = 1, kw = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // average pooling, as PyTorch's default
+  DType dtype = DType::f32;
+
+  // PyTorch's output size, including its ceil-mode rule (a window must start inside the input or
+  // its left padding).
+  int64_t out_h() const { return out_size(H, kh, stride_h, pad_h); }
+  int64_t out_w() const { return out_size(W, kw, stride_w, pad_w); }
+  int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p) const {
+    int64_t num = in + 2 * p - k;
+    int64_t o = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+    if (ceil_mode && (o - 1) * s >= in + p) --o;
+    return o;
+  }
+};
+
+class PoolKernel {
+ public:
+  virtual ~PoolKernel() = default;
+  virtual size_t saved_bytes() const = 0;  // max pooling keeps the argmax for backward
+  virtual void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool training) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& dy, const Tensor& saved, Tensor& dx, bool accumulate_dx) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+struct LinearSpec {
+  int64_t N = 1;
+  Shape in;  // per-sample input: (C) or NHWC (H, W, C); weights are (K, C*H*W) in PyTorch's NCHW flatten order
+  int64_t K = 1;
+  bool bias = true;
+  bool fuse_relu = false;
+  DType dtype = DType::f32;
+  int64_t in_features() const { return in.numel(); }
+};
+
+class LinearKernel {
+ public:
+  virtual ~LinearKernel() = default;
+  virtual std::shared_ptr<const PackedLayout> weight_layout() const = 0;
+  // x: (N, ...in)  y: (N, K)
+  virtual void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy,
+                        Tensor* dx, bool accumulate_dx, Tensor& dw, Tensor* db) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+// Elementwise activation (ReLU).
+class ReluKernel {
+ public:
+  virtual ~ReluKernel() = default;
+  virtual void forward(ExecContext& ctx, const Tensor& x, Tensor& y) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& y, const Tensor& dy, Tensor& dx, bool accumulate_dx) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+// y = a + b (optionally relu(a + b)); a, b, y the same shape.
+class AddKernel {
+ public:
+  virtual ~AddKernel() = default;
+  virtual void forward(ExecContext& ctx, const Tensor& a, const Tensor& b, Tensor& y) = 0;
+  // da/db may be null (not needed).
+  virtual void backward(ExecContext& ctx, const Tensor& y, const Tensor& dy, Tensor* da, bool accumulate_da,
+                        Tensor* db, bool accumulate_db) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+// Channel concatenation of NHWC tensors that agree in N, H, W.
+class ConcatKernel {
+ public:
+  virtual ~ConcatKernel() = default;
+  virtual void forward(ExecContext& ctx, std::span<const Tensor* const> xs, Tensor& y) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& dy, std::span<Tensor* const> dxs,
+                        std::span<const bool> accumulate) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+struct LrnSpec {
+  int64_t N = 1, H = 1, W = 1, C = 1;
+  int64_t size = 5;
+  float alpha = 1e-4f, beta = 0.75f, k = 1.f;  // PyTorch's LocalResponseNorm: alpha is divided by size
+  DType dtype = DType::f32;
+};
+
+class LrnKernel {
+ public:
+  virtual ~LrnKernel() = default;
+  virtual size_t saved_bytes() const = 0;
+  virtual void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool training) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& x, const Tensor& dy, const Tensor& saved, Tensor& dx,
+                        bool accumulate_dx) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
+// Inverted dropout: training keeps each element with probability 1 - p and scales it by 1/(1 - p);
+// the keep decision is a pure function of (seed, step, element), so it needs no stored RNG state.
+class DropoutKernel {
+ public:
+  virtual ~DropoutKernel() = default;
+  virtual void forward(ExecContext& ctx, const Tensor& x, Tensor& y, uint64_t seed, uint64_t step) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& dy, Tensor& dx, bool accumulate_dx, uint64_t seed,
+                        uint64_t step) = 0;
+};
+
+// Softmax cross-entropy over (N, K) logits, mean over the batch, with label smoothing eps:
+// target = (1 - eps) one_hot(label) + eps / K.
+class SoftmaxCrossEntropyKernel {
+ public:
+  virtual ~SoftmaxCrossEntropyKernel() = default;
+  // labels: (N) i32 on the device. Writes dlogits = (softmax - target) / N and returns the mean loss.
+  virtual float forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing,
+                                 Tensor& dlogits) = 0;
+  // Evaluation: per-sample loss (N) f32, and whether the label is in the top 1 / top 5 (N) i32 each.
+  virtual void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& top1,
+                        Tensor& top5) = 0;
+};
+
+struct SgdParams {
+  float lr = 0.1f;
+  float momentum = 0.9f;
+  float weight_decay = 0.f;
+  bool nesterov = false;
+  float grad_scale = 1.f;  // multiplies the gradient first (gradient averaging, loss-scale removal)
+};
+
+// A device: its allocator, contexts and kernel factories.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;  // "cpu (oneDNN 2.6.3, 2 threads)"
+  virtual Allocator& allocator() = 0;
+  // The default execution context (stream) of this backend.
+  virtual ExecContext& context() = 0;
+  // Grows every context's workspace to at least `bytes`; called while plans are built.
+  virtual void reserve_workspace(size_t bytes) = 0;
+
+  virtual std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) = 0;
+  virtual std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) = 0;
+  virtual std::unique_ptr<PoolKernel> pool2d(const PoolSpec& spec) = 0;
+  virtual std::unique_ptr<LinearKernel> linear(const LinearSpec& spec) = 0;
+  virtual std::unique_ptr<ReluKernel> relu(const Shape& shape, DType dtype) = 0;
+  virtual std::unique_ptr<AddKernel> add(const Shape& shape, bool fuse_relu, DType dtype) = 0;
+  virtual std::unique_ptr<ConcatKernel> concat(std::span<const Shape> inputs, DType dtype) = 0;
+  virtual std::unique_ptr<LrnKernel> lrn(const LrnSpec& spec) = 0;
+  virtual std::unique_ptr<DropoutKernel> dropout(const Shape& shape, float p, DType dtype) = 0;
+  virtual std::unique_ptr<SoftmaxCrossEntropyKernel> softmax_cross_entropy(int64_t N, int64_t K) = 0;
+
+  // Memory movement (any direction between host and this device), fill and elementwise arena math.
+  virtual void copy(ExecContext& ctx, const void* src, Device src_device, void* dst, Device dst_device,
+                    size_t bytes) = 0;
+  virtual void fill(ExecContext& ctx, Tensor& t, float value) = 0;
+  // w, v, g: n floats each. The update PyTorch's SGD makes: d = g*scale + wd*w; v = m*v + d;
+  // w -= lr * (nesterov ? d + m*v : v).
+  virtual void sgd_update(ExecContext& ctx, const SgdParams& p, float* w, float* v, const float* g, size_t n) = 0;
+  // Sum of squares of n floats (for checksums and gradient-norm logging).
+  virtual double sum_squares(ExecContext& ctx, const float* x, size_t n) = 0;
+};
+
+// The CPU backend on oneDNN. threads <= 0: all cores.
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+}  // namespace convoy::ops

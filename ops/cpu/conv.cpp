@@ -1,0 +1,88 @@
+// Convolution on oneDNN: NHWC activations, weights in the layout oneDNN picks (format_tag::any). With
+// plain OIHW/OHWI weights oneDNN 2.6 falls back to its reference convolution, orders of magnitude slower.
+#include <optional>
+
+#include "ops/cpu/im2col_weight_grad.h"
+#include "ops/cpu/weighted_op.h"
+
+namespace convoy::ops::cpu {
+namespace {
+
+using namespace dnnl;
+using ConvOp = WeightedOp<convolution_forward, convolution_backward_data, convolution_backward_weights>;
+
+ConvOp build(CpuBackend& be, const ConvSpec& s) {
+  CONVOY_CHECK(s.C % s.groups == 0 && s.K % s.groups == 0,
+               "convolution channels (" << s.C << " in, " << s.K << " out) must divide by groups=" << s.groups);
+  CONVOY_CHECK(s.out_h() > 0 && s.out_w() > 0, "convolution of a " << s.H << "x" << s.W << " input with a " << s.R
+                                                                   << "x" << s.S << " kernel gives an empty output");
+  auto src = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
+  auto dst = nhwc_desc(s.N, s.out_h(), s.out_w(), s.K, s.dtype);
+  memory::dims wdims = s.groups == 1 ? memory::dims{s.K, s.C, s.R, s.S}
+                                     : memory::dims{s.groups, s.K / s.groups, s.C / s.groups, s.R, s.S};
+  memory::desc w_any(wdims, to_dnnl(s.dtype), tag::any);
+  // goihw in memory is PyTorch's (K, C/groups, R, S).
+  memory::desc w_plain(wdims, dt::f32, s.groups == 1 ? tag::oihw : tag::goihw);
+  memory::desc bias = s.bias ? memory::desc({s.K}, to_dnnl(s.dtype), tag::x) : memory::desc();
+  memory::dims strides{s.stride_h, s.stride_w}, dil{s.dilation_h - 1, s.dilation_w - 1}, pad{s.pad_h, s.pad_w};
+  const engine& eng = be.engine();
+  auto alg = algorithm::convolution_direct;
+  return ConvOp(
+      be, "convolution", src, dst, w_any, w_plain, s.bias, s.fuse_relu,
+      [&](const primitive_attr& attr) {
+        auto d = convolution_forward::desc(prop_kind::forward_training, alg, src, w_any, bias, dst, strides, dil, pad,
+                                           pad);
+        return convolution_forward::primitive_desc(d, attr, eng);
+      },
+      [&](const memory::desc& w, const convolution_forward::primitive_desc& hint) {
+        auto d = convolution_backward_data::desc(alg, src, w, dst, strides, dil, pad, pad);
+        return convolution_backward_data::primitive_desc(d, scratchpad_attr(), eng, hint);
+      },
+      [&](const memory::desc& w, const convolution_forward::primitive_desc& hint) {
+        auto d = convolution_backward_weights::desc(alg, src, w, bias, dst, strides, dil, pad, pad);
+        return convolution_backward_weights::primitive_desc(d, scratchpad_attr(), eng, hint);
+      });
+}
+
+class CpuConv final : public ConvKernel {
+ public:
+  CpuConv(CpuBackend& be, const ConvSpec& s) : op_(build(be, s)) {
+    if (s.groups == 1 && op_.backward_weights_impl().find("gemm") != std::string::npos)
+      im2col_.emplace(be, s, op_.weights_desc(), op_.workspace_bytes());
+  }
+  std::shared_ptr<const PackedLayout> weight_layout() const override { return op_.weight_layout(); }
+  void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
+    op_.forward(ctx, x, w, b, y);
+  }
+  void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy, Tensor* dx,
+                bool accumulate_dx, Tensor& dw, Tensor* db) override {
+    const void* g = op_.masked_grad(ctx, y, dy);
+    if (im2col_)
+      im2col_->run(ctx, static_cast<const float*>(x.data()), static_cast<const float*>(g), dw.data(),
+                   db ? static_cast<float*>(db->data()) : nullptr);
+    else
+      op_.backward_weights(ctx, x, g, dw, db);
+    if (dx) op_.backward_data(ctx, w, g, *dx, accumulate_dx);
+  }
+  std::vector<std::string> implementations() const override {
+    auto v = op_.implementations();
+    if (im2col_) {
+      std::erase_if(v, [](const std::string& s) { return s.find("weight") != std::string::npos &&
+                                                          s.find("weights reorder") == std::string::npos; });
+      v.push_back("convolution backward-weights convoy:im2col+sgemm");
+    }
+    return v;
+  }
+
+ private:
+  ConvOp op_;
+  std::optional<Im2colWeightGrad> im2col_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConvKernel> make_conv(CpuBackend& be, const ConvSpec& spec) {
+  return std::make_unique<CpuConv>(be, spec);
+}
+
+}  // namespace convoy::ops::cpu

@@ -1,0 +1,92 @@
+// The CPU backend: oneDNN primitives (OpenMP threads) for the layers, plain OpenMP loops over the shared
+// elementwise math for the rest.
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "ops/backend.h"
+#include "ops/cpu/dnnl_util.h"
+
+namespace convoy::ops::cpu {
+
+class CpuContext final : public ExecContext {
+ public:
+  explicit CpuContext(const dnnl::engine& eng) : stream_(eng) {}
+  Device device() const override { return {}; }
+  void synchronize() override { stream_.wait(); }
+  void* workspace(size_t bytes) override;
+  void reserve(size_t bytes);
+  dnnl::stream& stream() { return stream_; }
+
+ private:
+  dnnl::stream stream_;
+  Tensor workspace_;
+};
+
+inline CpuContext& cpu_ctx(ExecContext& ctx) { return static_cast<CpuContext&>(ctx); }
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads);
+  Device device() const override { return {}; }
+  std::string name() const override;
+  Allocator& allocator() override { return host_allocator(); }
+  ExecContext& context() override { return ctx_; }
+  void reserve_workspace(size_t bytes) override { ctx_.reserve(bytes); }
+  const dnnl::engine& engine() const { return engine_; }
+  int threads() const { return threads_; }
+
+  std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) override;
+  std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) override;
+  std::unique_ptr<PoolKernel> pool2d(const PoolSpec& spec) override;
+  std::unique_ptr<LinearKernel> linear(const LinearSpec& spec) override;
+  std::unique_ptr<ReluKernel> relu(const Shape& shape, DType dtype) override;
+  std::unique_ptr<AddKernel> add(const Shape& shape, bool fuse_relu, DType dtype) override;
+  std::unique_ptr<ConcatKernel> concat(std::span<const Shape> inputs, DType dtype) override;
+  std::unique_ptr<LrnKernel> lrn(const LrnSpec& spec) override;
+  std::unique_ptr<DropoutKernel> dropout(const Shape& shape, float p, DType dtype) override;
+  std::unique_ptr<SoftmaxCrossEntropyKernel> softmax_cross_entropy(int64_t N, int64_t K) override;
+
+  void copy(ExecContext& ctx, const void* src, Device src_device, void* dst, Device dst_device,
+            size_t bytes) override;
+  void fill(ExecContext& ctx, Tensor& t, float value) override;
+  void sgd_update(ExecContext& ctx, const SgdParams& p, float* w, float* v, const float* g, size_t n) override;
+  double sum_squares(ExecContext& ctx, const float* x, size_t n) override;
+
+ private:
+  int threads_;
+  dnnl::engine engine_;
+  CpuContext ctx_;
+};
+
+// Kernel factories, one file each (conv.cpp, batch_norm.cpp, ...).
+std::unique_ptr<ConvKernel> make_conv(CpuBackend& be, const ConvSpec& spec);
+std::unique_ptr<BatchNormKernel> make_batch_norm(CpuBackend& be, const BatchNormSpec& spec);
+std::unique_ptr<PoolKernel> make_pool(CpuBackend& be, const PoolSpec& spec);
+std::unique_ptr<LinearKernel> make_linear(CpuBackend& be, const LinearSpec& spec);
+std::unique_ptr<ReluKernel> make_relu(CpuBackend& be, const Shape& shape, DType dtype);
+std::unique_ptr<AddKernel> make_add(CpuBackend& be, const Shape& shape, bool fuse_relu, DType dtype);
+std::unique_ptr<ConcatKernel> make_concat(CpuBackend& be, std::span<const Shape> inputs, DType dtype);
+std::unique_ptr<LrnKernel> make_lrn(CpuBackend& be, const LrnSpec& spec);
+std::unique_ptr<DropoutKernel> make_dropout(CpuBackend& be, const Shape& shape, float p, DType dtype);
+std::unique_ptr<SoftmaxCrossEntropyKernel> make_softmax_cross_entropy(CpuBackend& be, int64_t N, int64_t K);
+
+// dst (+)= src over n floats: the gradient-accumulation step of every kernel that cannot accumulate itself.
+void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate);
+
+// A packed weight layout that converts with oneDNN reorders.
+class DnnlPackedLayout final : public PackedLayout {
+ public:
+  DnnlPackedLayout(const dnnl::engine& eng, dnnl::memory::desc packed, dnnl::memory::desc plain)
+      : eng_(eng), packed_(std::move(packed)), plain_(std::move(plain)) {}
+  size_t bytes() const override { return packed_.get_size(); }
+  void pack(ExecContext& ctx, const float* plain_host, void* packed) const override;
+  void unpack(ExecContext& ctx, const void* packed, float* plain_host) const override;
+  const dnnl::memory::desc& desc() const { return packed_; }
+
+ private:
+  dnnl::engine eng_;
+  dnnl::memory::desc packed_, plain_;
+};
+
+}  // namespace convoy::ops::cpu

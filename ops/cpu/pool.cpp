@@ -1,0 +1,139 @@
+// Max and average pooling on oneDNN with PyTorch's semantics: its output size (ceil mode included) and its
+// average-pooling divisor. oneDNN's exclude-padding divisor is PyTorch's count_include_pad=False; for
+// count_include_pad=True oneDNN's include-padding divisor matches unless ceil mode adds padding past
+// PyTorch's own, and then a per-position factor converts the exclude-padding result.
+#include "ops/cpu/cpu_backend.h"
+
+namespace convoy::ops::cpu {
+namespace {
+
+using namespace dnnl;
+
+class CpuPool final : public PoolKernel {
+ public:
+  CpuPool(CpuBackend& be, const PoolSpec& s) : s_(s), eng_(be.engine()) {
+    OH_ = s.out_h();
+    OW_ = s.out_w();
+    CONVOY_CHECK(OH_ > 0 && OW_ > 0, "pooling a " << s.H << "x" << s.W << " input with a " << s.kh << "x" << s.kw
+                                                  << " window gives an empty output");
+    CONVOY_CHECK(s.pad_h * 2 <= s.kh && s.pad_w * 2 <= s.kw,
+                 "pooling padding must be at most half the window (PyTorch's rule), got pad " << s.pad_h << "x"
+                                                                                             << s.pad_w);
+    int64_t pr_h = std::max<int64_t>(0, (OH_ - 1) * s.stride_h + s.kh - s.H - s.pad_h);
+    int64_t pr_w = std::max<int64_t>(0, (OW_ - 1) * s.stride_w + s.kw - s.W - s.pad_w);
+    algorithm alg = algorithm::pooling_max;
+    if (s.kind == PoolKind::avg) {
+      bool extra = pr_h > s.pad_h || pr_w > s.pad_w;
+      alg = (s.count_include_pad && !extra) ? algorithm::pooling_avg_include_padding
+                                            : algorithm::pooling_avg_exclude_padding;
+      if (s.count_include_pad && extra) make_factors();
+    }
+    auto src = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
+    auto dst = nhwc_desc(s.N, OH_, OW_, s.C, s.dtype);
+    memory::dims strides{s.stride_h, s.stride_w}, kernel{s.kh, s.kw}, dil{0, 0};
+    memory::dims pl{s.pad_h, s.pad_w}, pr{pr_h, pr_w};
+    fwd_pd_ = make_pd("pooling forward", [&] {
+      auto d = pooling_v2_forward::desc(prop_kind::forward_training, alg, src, dst, strides, kernel, dil, pl, pr);
+      return pooling_v2_forward::primitive_desc(d, scratchpad_attr(), eng_);
+    });
+    bwd_pd_ = make_pd("pooling backward", [&] {
+      auto d = pooling_v2_backward::desc(alg, src, dst, strides, kernel, dil, pl, pr);
+      return pooling_v2_backward::primitive_desc(d, scratchpad_attr(), eng_, fwd_pd_);
+    });
+    has_ws_ = s.kind == PoolKind::max;
+    saved_bytes_ = has_ws_ ? fwd_pd_.workspace_desc().get_size() : 0;
+
+    WorkspacePlan ws;
+    off_dx_ = ws.add(src.get_size());
+    off_dy_ = factors_.empty() ? 0 : ws.add(dst.get_size());
+    off_scratch_ = ws.add(std::max(fwd_pd_.scratchpad_desc().get_size(), bwd_pd_.scratchpad_desc().get_size()));
+    ws_bytes_ = ws.total();
+    be.reserve_workspace(ws_bytes_);
+
+    fwd_ = Call(pooling_v2_forward(fwd_pd_), eng_);
+    fwd_.arg(DNNL_ARG_SRC, src);
+    fwd_.arg(DNNL_ARG_DST, dst);
+    if (has_ws_) fwd_.arg(DNNL_ARG_WORKSPACE, fwd_pd_.workspace_desc());
+    fwd_.arg(DNNL_ARG_SCRATCHPAD, fwd_pd_.scratchpad_desc());
+    bwd_ = Call(pooling_v2_backward(bwd_pd_), eng_);
+    bwd_.arg(DNNL_ARG_DIFF_DST, dst);
+    bwd_.arg(DNNL_ARG_DIFF_SRC, src);
+    if (has_ws_) bwd_.arg(DNNL_ARG_WORKSPACE, fwd_pd_.workspace_desc());
+    bwd_.arg(DNNL_ARG_SCRATCHPAD, bwd_pd_.scratchpad_desc());
+  }
+
+  size_t saved_bytes() const override { return saved_bytes_; }
+
+  void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool training) override {
+    char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
+    fwd_.set(DNNL_ARG_SRC, x.data());
+    fwd_.set(DNNL_ARG_DST, y.data());
+    // Inference runs the training primitive too: the argmax write is cheap and keeps one plan.
+    if (has_ws_) fwd_.set(DNNL_ARG_WORKSPACE, saved.data());
+    fwd_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
+    fwd_.run(cpu_ctx(ctx).stream());
+    (void)training;
+    if (!factors_.empty()) scale_by_factors(static_cast<float*>(y.data()), static_cast<float*>(y.data()));
+  }
+
+  void backward(ExecContext& ctx, const Tensor& dy, const Tensor& saved, Tensor& dx, bool accumulate_dx) override {
+    char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
+    const void* g = dy.data();
+    if (!factors_.empty()) {
+      scale_by_factors(static_cast<const float*>(dy.data()), reinterpret_cast<float*>(ws + off_dy_));
+      g = ws + off_dy_;
+    }
+    float* out = accumulate_dx ? reinterpret_cast<float*>(ws + off_dx_) : static_cast<float*>(dx.data());
+    bwd_.set(DNNL_ARG_DIFF_DST, g);
+    bwd_.set(DNNL_ARG_DIFF_SRC, out);
+    if (has_ws_) bwd_.set(DNNL_ARG_WORKSPACE, saved.data());
+    bwd_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
+    bwd_.run(cpu_ctx(ctx).stream());
+    if (accumulate_dx) write_or_accumulate(static_cast<float*>(dx.data()), out, static_cast<size_t>(dx.numel()), true);
+  }
+
+  std::vector<std::string> implementations() const override {
+    return {std::string("pooling forward ") + fwd_pd_.impl_info_str(), std::string("pooling backward ") + bwd_pd_.impl_info_str()};
+  }
+
+ private:
+  // factor[oh][ow] = (valid elements of the window) / (PyTorch's count_include_pad divisor).
+  void make_factors() {
+    factors_.resize(static_cast<size_t>(OH_ * OW_));
+    for (int64_t oh = 0; oh < OH_; ++oh) {
+      int64_t h0 = oh * s_.stride_h - s_.pad_h, h1 = std::min(h0 + s_.kh, s_.H + s_.pad_h);
+      int64_t vh = std::min(h1, s_.H) - std::max<int64_t>(h0, 0);
+      for (int64_t ow = 0; ow < OW_; ++ow) {
+        int64_t w0 = ow * s_.stride_w - s_.pad_w, w1 = std::min(w0 + s_.kw, s_.W + s_.pad_w);
+        int64_t vw = std::min(w1, s_.W) - std::max<int64_t>(w0, 0);
+        factors_[static_cast<size_t>(oh * OW_ + ow)] =
+            static_cast<float>(vh * vw) / static_cast<float>((h1 - h0) * (w1 - w0));
+      }
+    }
+  }
+
+  void scale_by_factors(const float* in, float* out) const {
+    const int64_t C = s_.C, plane = OH_ * OW_;
+#pragma omp parallel for schedule(static)
+    for (int64_t np = 0; np < s_.N * plane; ++np) {
+      float f = factors_[static_cast<size_t>(np % plane)];
+      for (int64_t c = 0; c < C; ++c) out[np * C + c] = in[np * C + c] * f;
+    }
+  }
+
+  PoolSpec s_;
+  engine eng_;
+  int64_t OH_ = 0, OW_ = 0;
+  bool has_ws_ = false;
+  std::vector<float> factors_;
+  pooling_v2_forward::primitive_desc fwd_pd_;
+  pooling_v2_backward::primitive_desc bwd_pd_;
+  Call fwd_, bwd_;
+  size_t saved_bytes_ = 0, off_dx_ = 0, off_dy_ = 0, off_scratch_ = 0, ws_bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<PoolKernel> make_pool(CpuBackend& be, const PoolSpec& spec) { return std::make_unique<CpuPool>(be, spec); }
+
+}  // namespace convoy::ops::cpu

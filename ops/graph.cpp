@@ -1,0 +1,298 @@
+#include "ops/graph.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace convoy::ops {
+
+const std::string& Graph::add(const std::string& name, std::unique_ptr<Layer> layer, std::vector<std::string> inputs) {
+  CONVOY_CHECK(!set_up_, "layer '" << name << "' added after set-up");
+  CONVOY_CHECK(!name.empty() && name != kInput, "a layer needs a name other than '" << kInput << "'");
+  CONVOY_CHECK(find(name) == -2, "two layers are both named '" << name << "'");
+  CONVOY_CHECK(!inputs.empty(), "layer '" << name << "' has no inputs");
+  Node n;
+  n.name = name;
+  n.layer = std::move(layer);
+  for (const auto& in : inputs) {
+    int idx = find(in);
+    CONVOY_CHECK(idx != -2, "layer '" << name << "' reads '" << in << "', which no earlier layer produces");
+    n.inputs.push_back(idx);
+  }
+  nodes_.push_back(std::move(n));
+  output_ = static_cast<int>(nodes_.size()) - 1;
+  return nodes_.back().name;
+}
+
+void Graph::set_output(const std::string& edge) {
+  int idx = find(edge);
+  CONVOY_CHECK(idx >= 0, "graph output '" << edge << "' is not a layer");
+  output_ = idx;
+}
+
+int Graph::find(const std::string& edge) const {
+  if (edge == kInput) return -1;
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].name == edge) return static_cast<int>(i);
+  return -2;
+}
+
+// A ReLU whose input is produced by a layer that can apply it itself, and read by nothing else, is
+// folded into that layer: same results, one pass over memory less each way.
+void Graph::fuse_relus() {
+  std::vector<int> consumers(nodes_.size(), 0);
+  for (const Node& n : nodes_)
+    for (int in : n.inputs)
+      if (in >= 0) ++consumers[static_cast<size_t>(in)];
+  std::vector<int> remap(nodes_.size());  // old index -> index in `kept` (a fused ReLU maps to its producer)
+  std::vector<Node> kept;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node& n = nodes_[i];
+    if (n.layer->type() == "ReLU" && n.inputs.size() == 1) {
+      int p = n.inputs[0];
+      if (p >= 0 && consumers[static_cast<size_t>(p)] == 1 && p != output_ &&
+          kept[static_cast<size_t>(remap[static_cast<size_t>(p)])].layer->absorb_relu()) {
+        remap[i] = remap[static_cast<size_t>(p)];
+        continue;
+      }
+    }
+    for (int& in : n.inputs)
+      if (in >= 0) in = remap[static_cast<size_t>(in)];
+    remap[i] = static_cast<int>(kept.size());
+    kept.push_back(std::move(n));
+  }
+  output_ = remap[static_cast<size_t>(output_)];
+  nodes_ = std::move(kept);
+}
+
+namespace {
+class Declarations final : public ParamSink {
+ public:
+  Declarations(ArenaLayout& params, ArenaLayout& buffers, const std::string& prefix, std::vector<size_t>& pidx,
+               std::vector<size_t>& bidx)
+      : params_(params), buffers_(buffers), prefix_(prefix), pidx_(pidx), bidx_(bidx) {}
+  void param(const std::string& suffix, const Shape& shape, ParamRole role, InitKind init, int64_t fan_in,
+             int64_t fan_out, std::shared_ptr<const PackedLayout> packing) override {
+    ArenaEntry e;
+    e.name = prefix_ + "." + suffix;
+    e.shape = shape;
+    e.role = role;
+    e.init = init;
+    e.fan_in = fan_in;
+    e.fan_out = fan_out;
+    e.packing = std::move(packing);
+    pidx_.push_back(params_.add(std::move(e)));
+  }
+  void buffer(const std::string& suffix, const Shape& shape, DType dtype, InitKind init) override {
+    ArenaEntry e;
+    e.name = prefix_ + "." + suffix;
+    e.shape = shape;
+    e.dtype = dtype;
+    e.role = ParamRole::buffer;
+    e.init = init;
+    bidx_.push_back(buffers_.add(std::move(e)));
+  }
+
+ private:
+  ArenaLayout &params_, &buffers_;
+  const std::string& prefix_;
+  std::vector<size_t>&pidx_, &bidx_;
+};
+}  // namespace
+
+void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
+  CONVOY_CHECK(!set_up_, "graph '" << name_ << "' is already set up");
+  CONVOY_CHECK(!nodes_.empty(), "graph '" << name_ << "' has no layers");
+  CONVOY_CHECK(input.rank() == 4 || input.rank() == 2, "the graph input must be (N, H, W, C) or (N, C), got "
+                                                           << input.str());
+  if (fuse) fuse_relus();
+  backend_ = backend;
+  input_shape_ = input;
+  std::vector<Shape> in_shapes;
+  for (Node& n : nodes_) {
+    in_shapes.clear();
+    for (int in : n.inputs) in_shapes.push_back(in < 0 ? input : nodes_[static_cast<size_t>(in)].shape);
+    try {
+      n.shape = n.layer->infer(in_shapes);
+      if (backend) n.layer->build(*backend);
+    } catch (const Error& e) {
+      throw Error("layer '" + n.name + "' (" + std::string(n.layer->type()) + "): " + e.message(), e.where(),
+                  e.expr());
+    }
+    Declarations sink(param_layout_, buffer_layout_, n.name, n.params, n.buffers);
+    n.layer->declare(sink);
+  }
+  set_up_ = true;
+  if (!backend) return;
+
+  Allocator& alloc = backend->allocator();
+  params_ = Arena(param_layout_, alloc);
+  grads_ = Arena(param_layout_, alloc);
+  buffers_ = Arena(buffer_layout_, alloc);
+  for (Node& n : nodes_) {
+    std::vector<Tensor> p, g, b;
+    for (size_t i : n.params) {
+      p.push_back(params_.view(i));
+      g.push_back(grads_.view(i));
+    }
+    for (size_t i : n.buffers) b.push_back(buffers_.view(i));
+    n.layer->bind(std::move(p), std::move(g), std::move(b));
+    n.out = Tensor::empty(n.shape, DType::f32, alloc);
+    n.dout = Tensor::empty(n.shape, DType::f32, alloc);
+  }
+  plan_gradients();
+}
+
+// Each activation's gradient is the sum over the layers that read it: walking backward, the first
+// reader to run overwrites it and the others accumulate. The caller writes the output's gradient.
+void Graph::plan_gradients() {
+  std::vector<bool> written(nodes_.size(), false);
+  written[static_cast<size_t>(output_)] = true;
+  for (size_t i = nodes_.size(); i-- > 0;) {
+    Node& n = nodes_[i];
+    n.x.assign(n.inputs.size(), nullptr);
+    n.dx.assign(n.inputs.size(), nullptr);
+    n.accumulate = std::make_unique<bool[]>(n.inputs.size());
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      int in = n.inputs[k];
+      n.x[k] = in < 0 ? &input_ : &nodes_[static_cast<size_t>(in)].out;
+      if (in < 0) continue;  // no gradient for the data
+      n.dx[k] = &nodes_[static_cast<size_t>(in)].dout;
+      n.accumulate[k] = written[static_cast<size_t>(in)];
+      written[static_cast<size_t>(in)] = true;
+    }
+  }
+}
+
+const Tensor& Graph::forward(const Tensor& input) {
+  CONVOY_CHECK(backend_, "graph '" << name_ << "' was set up without a backend: it can only report shapes");
+  CONVOY_CHECK(input.shape() == input_shape_, "graph '" << name_ << "' was set up for input " << input_shape_.str()
+                                                        << ", got " << input.shape().str());
+  input_ = input;
+  RunContext rc{backend_->context(), training_, seed_, step_};
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node& n = nodes_[i];
+    if (observer_) observer_->begin(i, false);
+    n.layer->forward(rc, n.x, n.out);
+    if (observer_) observer_->end(i, false);
+  }
+  if (training_) ++step_;
+  return nodes_[static_cast<size_t>(output_)].out;
+}
+
+Tensor& Graph::output_grad() {
+  CONVOY_CHECK(backend_, "graph '" << name_ << "' has no backend");
+  return nodes_[static_cast<size_t>(output_)].dout;
+}
+
+void Graph::backward() {
+  CONVOY_CHECK(training_, "backward() needs the graph in training mode (it was in evaluation mode)");
+  // The dropout masks of this backward are those of the forward just run.
+  RunContext rc{backend_->context(), training_, seed_, step_ - 1};
+  for (size_t i = nodes_.size(); i-- > 0;) {
+    Node& n = nodes_[i];
+    if (observer_) observer_->begin(i, true);
+    n.layer->backward(rc, n.x, n.out, n.dout, n.dx, std::span<const bool>(n.accumulate.get(), n.inputs.size()));
+    if (observer_) observer_->end(i, true);
+    if (hook_) hook_(i);
+  }
+}
+
+const Shape& Graph::output_shape() const { return nodes_[static_cast<size_t>(output_)].shape; }
+
+int64_t Graph::macs() const {
+  int64_t m = 0;
+  for (const Node& n : nodes_) m += n.layer->macs();
+  return m;
+}
+
+std::vector<std::string> Graph::implementations() const {
+  std::vector<std::string> v;
+  for (const Node& n : nodes_)
+    for (const auto& s : n.layer->implementations()) v.push_back(n.name + ": " + s);
+  return v;
+}
+
+Backend& Graph::backend() const {
+  CONVOY_CHECK(backend_, "graph '" << name_ << "' was set up without a backend");
+  return *backend_;
+}
+
+std::pair<const Arena*, size_t> Graph::locate(const std::string& name) const {
+  if (param_layout_.contains(name)) return {&params_, param_layout_.index_of(name)};
+  if (buffer_layout_.contains(name)) return {&buffers_, buffer_layout_.index_of(name)};
+  CONVOY_FAIL("model '" << name_ << "' has no parameter or buffer named '" << name << "'");
+}
+
+Tensor Graph::read(const std::string& name) const {
+  auto [arena, i] = locate(name);
+  const ArenaEntry& e = arena->layout().entry(i);
+  Tensor host = Tensor::zeros_host(e.shape, e.dtype);
+  Backend& be = backend();
+  if (e.packing)
+    e.packing->unpack(be.context(), arena->view(i).data(), host.host<float>());
+  else
+    be.copy(be.context(), arena->view(i).data(), be.device(), host.data(), Device{}, host.bytes());
+  return host;
+}
+
+void Graph::write(const std::string& name, const Tensor& host) {
+  auto [arena, i] = locate(name);
+  const ArenaEntry& e = arena->layout().entry(i);
+  CONVOY_CHECK(host.shape().numel() == e.shape.numel() && host.dtype() == e.dtype,
+               "'" << name << "' is " << e.shape.str() << " " << dtype_name(e.dtype) << ", got "
+                   << host.shape().str() << " " << dtype_name(host.dtype()));
+  Backend& be = backend();
+  Tensor dst = arena->view(i);
+  if (e.packing)
+    e.packing->pack(be.context(), host.host<float>(), dst.data());
+  else
+    be.copy(be.context(), host.data(), Device{}, dst.data(), be.device(), host.bytes());
+}
+
+namespace {
+// Portable draws (the standard distributions differ between library versions).
+double uniform(std::mt19937_64& g) { return static_cast<double>(g() >> 11) * 0x1.0p-53; }
+double normal(std::mt19937_64& g) {
+  double u1 = uniform(g), u2 = uniform(g);
+  return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(2.0 * M_PI * u2);
+}
+}  // namespace
+
+void Graph::init_params(uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  auto fill = [&](const ArenaLayout& layout) {
+    for (const ArenaEntry& e : layout.entries()) {
+      Tensor host = Tensor::zeros_host(e.shape, e.dtype);
+      if (e.dtype == DType::f32) {
+        float* p = host.host<float>();
+        const int64_t n = e.numel();
+        switch (e.init) {
+          case InitKind::zeros: break;
+          case InitKind::ones:
+            for (int64_t i = 0; i < n; ++i) p[i] = 1.f;
+            break;
+          case InitKind::kaiming_normal_fan_out: {
+            double std = std::sqrt(2.0 / static_cast<double>(e.fan_out));
+            for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(normal(gen) * std);
+            break;
+          }
+          case InitKind::kaiming_uniform_a_sqrt5:
+          case InitKind::uniform_fan_in: {
+            double bound = 1.0 / std::sqrt(static_cast<double>(e.fan_in));
+            for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>((2.0 * uniform(gen) - 1.0) * bound);
+            break;
+          }
+        }
+      }
+      write(e.name, host);
+    }
+  };
+  fill(param_layout_);
+  fill(buffer_layout_);
+  // Gradients start at zero (padding of packed layouts included) so that sums over the arena are exact.
+  Tensor g = grads_.flat();
+  backend().fill(backend().context(), g, 0.f);
+}
+
+}  // namespace convoy::ops

@@ -1,0 +1,120 @@
+// Graph: layers in topological order with named edges (an edge is named after the layer that produces
+// it; "input" is the graph's input). Forward runs in order, backward in reverse, and a hook runs after
+// each layer's backward (that is where gradient all-reduce starts). Parameters, their gradients and
+// the buffers each live in one arena, named as torchvision names them.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/arena.h"
+#include "ops/backend.h"
+#include "ops/layer.h"
+
+namespace convoy::ops {
+
+class Graph {
+ public:
+  static constexpr const char* kInput = "input";
+
+  explicit Graph(std::string name = "") : name_(std::move(name)) {}
+  // Arenas point at the graph's layouts: a graph stays where it was built (models come as unique_ptr).
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  // --- building ---
+  // Adds a layer reading the named edges; returns the name of its output edge (the layer's name).
+  const std::string& add(const std::string& name, std::unique_ptr<Layer> layer, std::vector<std::string> inputs);
+  // The graph's output edge (default: the last layer added).
+  void set_output(const std::string& edge);
+
+  // --- set-up ---
+  // Infers shapes for an (N, H, W, C) input, fuses ReLUs into the layer before them where it changes no
+  // result (fuse = true), and with a backend builds every kernel plan and allocates arenas, activations
+  // and gradients. Without a backend only shapes, parameter declarations and MACs are computed.
+  void setup(Backend* backend, const Shape& input, bool fuse = true);
+  // Fills parameters and buffers as PyTorch initializes them (per layer's InitKind), from `seed`.
+  void init_params(uint64_t seed);
+
+  // --- running ---
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+  void set_dropout_seed(uint64_t seed) { seed_ = seed; }
+  // input: (N, H, W, C) on the backend's device (a view of the loader's batch is fine).
+  const Tensor& forward(const Tensor& input);
+  // The gradient of the loss with respect to the output: write it here, then call backward().
+  Tensor& output_grad();
+  void backward();
+  // Called after each layer's backward with the layer's index (its parameter gradients are final then).
+  void set_backward_hook(std::function<void(size_t layer)> hook) { hook_ = std::move(hook); }
+  // Observes every layer's forward and backward (timelines, profiles); null to stop.
+  class Observer {
+   public:
+    virtual ~Observer() = default;
+    virtual void begin(size_t layer, bool backward) = 0;
+    virtual void end(size_t layer, bool backward) = 0;
+  };
+  void set_observer(Observer* observer) { observer_ = observer; }
+
+  // --- introspection ---
+  const std::string& name() const { return name_; }
+  size_t num_layers() const { return nodes_.size(); }
+  const std::string& layer_name(size_t i) const { return nodes_[i].name; }
+  const Layer& layer(size_t i) const { return *nodes_[i].layer; }
+  const Shape& layer_output_shape(size_t i) const { return nodes_[i].shape; }
+  // Indices into param_layout() of the parameters layer i owns.
+  const std::vector<size_t>& layer_params(size_t i) const { return nodes_[i].params; }
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const;
+  int64_t num_params() const { return param_layout_.total_numel(); }
+  int64_t macs() const;  // per forward pass of the set-up batch
+  std::vector<std::string> implementations() const;  // "layer: implementation" per kernel primitive
+
+  const ArenaLayout& param_layout() const { return param_layout_; }
+  const ArenaLayout& buffer_layout() const { return buffer_layout_; }
+  Arena& params() { return params_; }
+  Arena& grads() { return grads_; }
+  Arena& buffers() { return buffers_; }
+  Backend& backend() const;
+
+  // A parameter or buffer by name, in its plain (PyTorch) layout, as a host tensor; and back.
+  Tensor read(const std::string& name) const;
+  void write(const std::string& name, const Tensor& host);
+
+ private:
+  struct Node {
+    std::string name;
+    std::unique_ptr<Layer> layer;
+    std::vector<int> inputs;  // producer node indices; -1 is the graph input
+    Shape shape;
+    Tensor out, dout;
+    std::vector<size_t> params, buffers;
+    // Precomputed for the step loop, so it never allocates.
+    std::vector<const Tensor*> x;
+    std::vector<Tensor*> dx;
+    std::unique_ptr<bool[]> accumulate;
+  };
+
+  int find(const std::string& edge) const;  // node index, -1 for the input
+  void fuse_relus();
+  void plan_gradients();
+  // The arena and entry index that hold a named parameter or buffer.
+  std::pair<const Arena*, size_t> locate(const std::string& name) const;
+
+  std::string name_;
+  std::vector<Node> nodes_;
+  int output_ = -1;
+  Backend* backend_ = nullptr;
+  Shape input_shape_;
+  Tensor input_;
+  bool set_up_ = false, training_ = true;
+  uint64_t seed_ = 0, step_ = 0;
+  ArenaLayout param_layout_, buffer_layout_;
+  Arena params_, grads_, buffers_;
+  std::function<void(size_t)> hook_;
+  Observer* observer_ = nullptr;
+};
+
+}  // namespace convoy::ops

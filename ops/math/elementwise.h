@@ -1,0 +1,100 @@
+// Elementwise math shared by the CPU and CUDA backends (DESIGN.md §3): written once as
+// __host__ __device__ inline functions, unit-tested on the CPU, launched by thin CUDA wrappers.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define CONVOY_HD __host__ __device__ __forceinline__
+#else
+#define CONVOY_HD inline
+#endif
+
+namespace convoy::math {
+
+// PyTorch's SGD step for one element (dampening 0): d = g*scale + wd*w; v = m*v + d;
+// w -= lr * (nesterov ? d + m*v : v).
+CONVOY_HD void sgd_momentum(float& w, float& v, float g, float lr, float momentum, float weight_decay, bool nesterov,
+                            float grad_scale) {
+  float d = g * grad_scale + weight_decay * w;
+  v = momentum * v + d;
+  w -= lr * (nesterov ? d + momentum * v : v);
+}
+
+// Running statistics as PyTorch's BatchNorm keeps them: the batch variance enters unbiased.
+// count = N*H*W values per channel.
+CONVOY_HD void bn_running_update(float& running_mean, float& running_var, float batch_mean, float batch_var_biased,
+                                 float momentum, int64_t count) {
+  float unbiased = count > 1 ? batch_var_biased * static_cast<float>(count) / static_cast<float>(count - 1)
+                             : batch_var_biased;
+  running_mean = (1.f - momentum) * running_mean + momentum * batch_mean;
+  running_var = (1.f - momentum) * running_var + momentum * unbiased;
+}
+
+// A counter-based hash (SplitMix64 finalizer): a random 64-bit value that is a pure function of its input.
+CONVOY_HD uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, 1) from (seed, step, index).
+CONVOY_HD float uniform01(uint64_t seed, uint64_t step, uint64_t index) {
+  uint64_t h = mix64(seed ^ mix64(step ^ mix64(index)));
+  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
+}
+
+// Inverted dropout's per-element multiplier: 0 with probability p, else 1/(1-p).
+CONVOY_HD float dropout_scale(uint64_t seed, uint64_t step, uint64_t index, float p) {
+  return uniform01(seed, step, index) < p ? 0.f : 1.f / (1.f - p);
+}
+
+// One row of label-smoothed softmax cross-entropy. logits: K values; target = (1-eps) onehot + eps/K.
+// Writes grad[k] = (softmax[k] - target[k]) * grad_scale (grad may be null) and returns the row's loss.
+CONVOY_HD float softmax_xent_row(const float* logits, int64_t K, int32_t label, float eps, float* grad,
+                                 float grad_scale) {
+  float mx = logits[0];
+  for (int64_t k = 1; k < K; ++k) mx = logits[k] > mx ? logits[k] : mx;
+  float sum = 0.f;
+  for (int64_t k = 0; k < K; ++k) sum += expf(logits[k] - mx);
+  float log_z = mx + logf(sum);
+  float off = eps / static_cast<float>(K);
+  float on = 1.f - eps + off;
+  float loss = 0.f;
+  for (int64_t k = 0; k < K; ++k) {
+    float t = k == label ? on : off;
+    float logp = logits[k] - log_z;
+    loss -= t * logp;
+    if (grad) grad[k] = (expf(logp) - t) * grad_scale;
+  }
+  return loss;
+}
+
+// Rank of the label's logit among K: how many logits are strictly greater (0 = top-1).
+CONVOY_HD int64_t label_rank(const float* logits, int64_t K, int32_t label) {
+  float v = logits[label];
+  int64_t greater = 0;
+  for (int64_t k = 0; k < K; ++k) greater += logits[k] > v ? 1 : 0;
+  return greater;
+}
+
+// bf16 <-> f32 with round-to-nearest-even (NaN stays NaN).
+CONVOY_HD uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+CONVOY_HD float bf16_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace convoy::math

@@ -1,0 +1,58 @@
+#include "ops/models/zoo.h"
+
+namespace convoy::ops {
+namespace {
+
+ResNetConfig resnet_config(const std::string& name) {
+  ResNetConfig c;
+  c.name = name;
+  if (name == "resnet18") c.bottleneck = false, c.blocks = {2, 2, 2, 2};
+  if (name == "resnet34") c.bottleneck = false, c.blocks = {3, 4, 6, 3};
+  if (name == "resnet50" || name == "resnet50a" || name == "resnet50c" || name == "resnet50d") c.blocks = {3, 4, 6, 3};
+  if (name == "resnet101") c.blocks = {3, 4, 23, 3};
+  if (name == "resnet152") c.blocks = {3, 8, 36, 3};
+  if (name == "resnet20") c.bottleneck = false, c.cifar = true, c.blocks = {3, 3, 3};
+  c.stride_on_1x1 = name == "resnet50a";
+  if (name == "resnet50c" || name == "resnet50d") c.stem = ResNetStem::deep;
+  c.avg_down = name == "resnet50d";
+  return c;
+}
+
+}  // namespace
+
+const std::vector<ModelInfo>& model_infos() {
+  static const std::vector<ModelInfo> infos{
+      {"lenet5", "LeNet-5 (ReLU, max pooling) for 28x28 images", 28, 1, 10},
+      {"resnet18", "ResNet-18 as torchvision builds it", 224, 3, 1000},
+      {"resnet34", "ResNet-34 as torchvision builds it", 224, 3, 1000},
+      {"resnet50", "ResNet-50 as torchvision builds it (ResNet-B: stride on the 3x3 conv)", 224, 3, 1000},
+      {"resnet50a", "ResNet-50 of the original paper (stride on the first 1x1 conv)", 224, 3, 1000},
+      {"resnet50c", "ResNet-50-C: three 3x3 convs (32, 32, 64) for the 7x7 stem", 224, 3, 1000},
+      {"resnet50d", "ResNet-50-D: ResNet-50-C plus a 2x2 average pool in each downsampling shortcut", 224, 3, 1000},
+      {"resnet101", "ResNet-101 as torchvision builds it", 224, 3, 1000},
+      {"resnet152", "ResNet-152 as torchvision builds it", 224, 3, 1000},
+      {"resnet20", "CIFAR-style ResNet-20 (16/32/64 channels, 3x3 basic blocks, 1x1 projection shortcuts)", 32, 3,
+       10},
+  };
+  return infos;
+}
+
+const ModelInfo& model_info(const std::string& name) {
+  std::string known;
+  for (const auto& m : model_infos()) {
+    if (m.name == name) return m;
+    known += (known.empty() ? "" : ", ") + m.name;
+  }
+  CONVOY_FAIL("unknown model '" << name << "': known models are " << known);
+}
+
+std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o) {
+  const ModelInfo& info = model_info(name);
+  int64_t classes = o.num_classes > 0 ? o.num_classes : info.num_classes;
+  int64_t channels = o.in_channels > 0 ? o.in_channels : info.channels;
+  CONVOY_CHECK(classes >= 2, "a classifier needs at least 2 classes, got " << classes);
+  if (name == "lenet5") return make_lenet5(channels, classes);
+  return make_resnet(resnet_config(name), channels, classes, o.zero_gamma);
+}
+
+}  // namespace convoy::ops

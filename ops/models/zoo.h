@@ -1,0 +1,46 @@
+// The model zoo: builder functions that lay out each network with torchvision's parameter names, and
+// make_model() that picks one by name (explicit factory, no static registration).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/graph.h"
+
+namespace convoy::ops {
+
+struct ModelOptions {
+  int64_t num_classes = 0;  // 0: the model's default
+  int64_t in_channels = 0;  // 0: the model's default
+  bool zero_gamma = false;  // γ = 0 for the last BN of every residual block (Bag of Tricks)
+};
+
+struct ModelInfo {
+  std::string name;
+  std::string description;
+  int64_t image_size;   // default input: image_size x image_size x channels
+  int64_t channels;
+  int64_t num_classes;
+};
+
+const std::vector<ModelInfo>& model_infos();
+const ModelInfo& model_info(const std::string& name);  // throws with the list of known models
+std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& options = {});
+
+// Builders (ops/models/*.cpp).
+std::unique_ptr<Graph> make_lenet5(int64_t in_channels, int64_t num_classes);
+enum class ResNetStem { classic, deep };  // 7x7 conv vs three 3x3 convs (ResNet-C)
+struct ResNetConfig {
+  std::string name;
+  bool bottleneck = true;
+  std::vector<int> blocks;      // per stage
+  bool stride_on_1x1 = false;   // ResNet-A: the stride sits on the first 1x1 conv
+  ResNetStem stem = ResNetStem::classic;
+  bool avg_down = false;        // ResNet-D: 2x2 average pool before the stride-1 projection
+  bool cifar = false;           // 3x3 stem, no max pool, 16/32/64 channels
+};
+std::unique_ptr<Graph> make_resnet(const ResNetConfig& cfg, int64_t in_channels, int64_t num_classes,
+                                   bool zero_gamma);
+
+}  // namespace convoy::ops

@@ -1,0 +1,174 @@
+// `convoy bench train`: training steps on synthetic data (forward, loss, backward, SGD update), timed per
+// step after warm-up. Labels change every step: a repeated batch with fixed labels drives the loss to
+// zero and the gradients into denormals, which slows every later step (BENCHMARKS.md).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "common/alloc_counter.h"
+#include "common/timer.h"
+#include "ops/models/zoo.h"
+#include "trainer/commands.h"
+#include "trainer/optimizer.h"
+
+namespace convoy::trainer {
+namespace {
+
+struct BenchTrainArgs {
+  std::string model = "resnet50";
+  int64_t batch = 16, image_size = 0, channels = 0, classes = 0;
+  int steps = 20, warmup = 3, threads = 0;
+  uint64_t seed = 0;
+  bool json = false, no_fuse = false, profile = false;
+};
+
+// Per-layer wall time over the timed steps (--profile).
+class LayerProfile final : public ops::Graph::Observer {
+ public:
+  explicit LayerProfile(size_t layers) : fwd_(layers), bwd_(layers) {}
+  void begin(size_t, bool) override { t0_ = now_seconds(); }
+  void end(size_t layer, bool backward) override { (backward ? bwd_ : fwd_)[layer] += now_seconds() - t0_; }
+  void print(const ops::Graph& g, int steps) const {
+    double total = 0;
+    for (size_t i = 0; i < fwd_.size(); ++i) total += fwd_[i] + bwd_[i];
+    std::printf("  %-28s %-16s %10s %10s %6s\n", "layer", "type", "fwd ms", "bwd ms", "share");
+    for (size_t i = 0; i < fwd_.size(); ++i)
+      std::printf("  %-28s %-16s %10.3f %10.3f %5.1f%%\n", g.layer_name(i).c_str(),
+                  std::string(g.layer(i).type()).c_str(), fwd_[i] * 1e3 / steps, bwd_[i] * 1e3 / steps,
+                  100 * (fwd_[i] + bwd_[i]) / total);
+  }
+
+ private:
+  double t0_ = 0;
+  std::vector<double> fwd_, bwd_;
+};
+
+struct RusageSample {
+  long peak_rss_kb, minor_faults;
+};
+RusageSample sample_rusage() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return {ru.ru_maxrss, ru.ru_minflt};
+}
+
+int run_bench_train(const BenchTrainArgs& a) {
+  const ops::ModelInfo& info = ops::model_info(a.model);
+  const int64_t size = a.image_size > 0 ? a.image_size : info.image_size;
+  const int64_t channels = a.channels > 0 ? a.channels : info.channels;
+  const int64_t classes = a.classes > 0 ? a.classes : info.num_classes;
+  CONVOY_CHECK(a.batch > 0 && a.steps > 0 && a.warmup >= 0, "--batch and --steps must be positive");
+
+  auto backend = ops::make_cpu_backend(a.threads);
+  auto graph = ops::make_model(a.model, {classes, channels, false});
+  graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
+  graph->init_params(a.seed);
+  Sgd sgd(*graph, SgdOptions{0.9f, 1e-4f, false, false});
+  auto loss = backend->softmax_cross_entropy(a.batch, classes);
+
+  std::mt19937 rng(static_cast<uint32_t>(a.seed));
+  ops::Tensor x = ops::Tensor::empty(graph->input_shape(), ops::DType::f32, backend->allocator());
+  {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    ops::Tensor host = ops::Tensor::zeros_host(x.shape());
+    for (int64_t i = 0; i < host.numel(); ++i) host.host<float>()[i] = normal(rng);
+    backend->copy(backend->context(), host.data(), {}, x.data(), x.device(), x.bytes());
+  }
+  ops::Tensor labels_host = ops::Tensor::zeros_host(ops::Shape{a.batch}, ops::DType::i32);
+  ops::Tensor labels = ops::Tensor::empty(ops::Shape{a.batch}, ops::DType::i32, backend->allocator());
+  std::uniform_int_distribution<int32_t> label_dist(0, static_cast<int32_t>(classes - 1));
+
+  std::vector<double> ms;
+  uint64_t allocs_before = 0;
+  long faults_before = 0;
+  float last_loss = 0.f;
+  ops::ExecContext& ctx = backend->context();
+  LayerProfile profile(graph->num_layers());
+  for (int i = 0; i < a.warmup + a.steps; ++i) {
+    if (a.profile && i == a.warmup) graph->set_observer(&profile);
+    for (int64_t n = 0; n < a.batch; ++n) labels_host.host<int32_t>()[n] = label_dist(rng);
+    if (i == a.warmup) {
+      allocs_before = allocation_count();
+      faults_before = sample_rusage().minor_faults;
+    }
+    double t0 = now_seconds();
+    backend->copy(ctx, labels_host.data(), {}, labels.data(), labels.device(), labels.bytes());
+    const ops::Tensor& logits = graph->forward(x);
+    last_loss = loss->forward_backward(ctx, logits, labels, 0.f, graph->output_grad());
+    graph->backward();
+    sgd.step(0.01f);
+    ctx.synchronize();
+    if (i >= a.warmup) ms.push_back((now_seconds() - t0) * 1e3);
+  }
+  const double allocs_per_step = static_cast<double>(allocation_count() - allocs_before) / a.steps;
+  RusageSample ru = sample_rusage();
+  const double faults_per_step = static_cast<double>(ru.minor_faults - faults_before) / a.steps;
+
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                          : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
+  const double images_per_s = static_cast<double>(a.batch) / (median / 1e3);
+  // Training costs about three forward passes (forward, backward-data, backward-weights).
+  const double gflops = 3.0 * 2.0 * static_cast<double>(graph->macs()) / (median / 1e3) / 1e9;
+
+  if (a.json) {
+    nlohmann::json j = {{"bench", "train"},
+                        {"model", a.model},
+                        {"batch", a.batch},
+                        {"size", size},
+                        {"channels", channels},
+                        {"classes", classes},
+                        {"precision", "f32"},
+                        {"backend", backend->name()},
+                        {"ranks", 1},
+                        {"steps", a.steps},
+                        {"ms_median", median},
+                        {"ms_min", sorted.front()},
+                        {"ms_max", sorted.back()},
+                        {"images_per_s", images_per_s},
+                        {"gflops_per_s", gflops},
+                        {"peak_rss_mb", static_cast<double>(ru.peak_rss_kb) / 1024.0},
+                        {"allocations_per_step", counting_enabled() ? nlohmann::json(allocs_per_step) : nullptr},
+                        {"page_faults_per_step", faults_per_step},
+                        {"final_loss", last_loss}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("convoy bench train: %s, batch %ld, %ldx%ldx%ld, %ld classes, f32, %s\n", a.model.c_str(),
+                static_cast<long>(a.batch), static_cast<long>(channels), static_cast<long>(size),
+                static_cast<long>(size), static_cast<long>(classes), backend->name().c_str());
+    std::printf("  steps %d after %d warm-up: median %.2f ms (min %.2f, max %.2f)\n", a.steps, a.warmup, median,
+                sorted.front(), sorted.back());
+    std::printf("  %.1f images/s, ~%.1f GFLOP/s (3x forward), peak RSS %.0f MB\n", images_per_s, gflops,
+                static_cast<double>(ru.peak_rss_kb) / 1024.0);
+    std::printf("  per steady step: %.1f heap allocations, %.1f page faults; last loss %.4f\n", allocs_per_step,
+                faults_per_step, last_loss);
+    if (a.profile) profile.print(*graph, a.steps);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_train_command(CLI::App& bench, Action& action) {
+  auto a = std::make_shared<BenchTrainArgs>();
+  auto* cmd = bench.add_subcommand("train", "Time training steps (forward, backward, SGD) on synthetic data");
+  cmd->add_option("--model", a->model, "Model name (see `convoy models`)")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Images per step")->capture_default_str();
+  cmd->add_option("--image-size", a->image_size, "Input height and width (default: the model's)");
+  cmd->add_option("--channels", a->channels, "Input channels (default: the model's)");
+  cmd->add_option("--classes", a->classes, "Classes (default: the model's)");
+  cmd->add_option("--steps", a->steps, "Timed steps")->capture_default_str();
+  cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  cmd->add_option("--seed", a->seed, "Seed of weights, data and labels")->capture_default_str();
+  cmd->add_flag("--no-fuse", a->no_fuse, "Run every ReLU as its own layer (for comparison)");
+  cmd->add_flag("--profile", a->profile, "Print the time of every layer's forward and backward");
+  cmd->add_flag("--json", a->json, "Print one JSON object");
+  cmd->callback([a, &action] { action = [a] { return run_bench_train(*a); }; });
+}
+
+}  // namespace convoy::trainer

@@ -1,0 +1,15 @@
+// The convoy subcommands; each registers itself on the CLI11 app and runs when chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace convoy::trainer {
+
+// A subcommand's action: runs after parsing, returns the process exit code.
+using Action = std::function<int()>;
+
+void add_models_command(CLI::App& app, Action& action);
+void add_bench_train_command(CLI::App& bench, Action& action);
+
+}  // namespace convoy::trainer

@@ -1,0 +1,35 @@
+// The convoy binary: one executable, subcommands. Library code throws convoy::Error; this is the one
+// place that turns errors into exit codes.
+#include <cstdio>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "trainer/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"convoy: data-parallel training of convolutional networks (oneDNN + MPI on CPUs)"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  convoy::trainer::Action action;
+  convoy::trainer::add_models_command(app, action);
+  CLI::App* bench = app.add_subcommand("bench", "Measure speed: training steps");
+  bench->require_subcommand(1);
+  convoy::trainer::add_bench_train_command(*bench, action);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  convoy::set_up_logging(-1, verbose);
+  try {
+    return action ? action() : 0;
+  } catch (const convoy::Error& e) {
+    std::fprintf(stderr, "convoy: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "convoy: error: %s\n", e.what());
+    return 1;
+  }
+}
