@@ -140,6 +140,7 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
     n.out = Tensor::empty(n.shape, DType::f32, alloc);
     n.dout = Tensor::empty(n.shape, DType::f32, alloc);
   }
+  if (want_input_grad_) input_grad_ = Tensor::empty(input, DType::f32, alloc);
   plan_gradients();
 }
 
@@ -148,6 +149,7 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
 void Graph::plan_gradients() {
   std::vector<bool> written(nodes_.size(), false);
   written[static_cast<size_t>(output_)] = true;
+  bool input_written = false;
   for (size_t i = nodes_.size(); i-- > 0;) {
     Node& n = nodes_[i];
     n.x.assign(n.inputs.size(), nullptr);
@@ -156,7 +158,14 @@ void Graph::plan_gradients() {
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       int in = n.inputs[k];
       n.x[k] = in < 0 ? &input_ : &nodes_[static_cast<size_t>(in)].out;
-      if (in < 0) continue;  // no gradient for the data
+      if (in < 0) {  // the data: a gradient only when asked for
+        if (want_input_grad_) {
+          n.dx[k] = &input_grad_;
+          n.accumulate[k] = input_written;
+          input_written = true;
+        }
+        continue;
+      }
       n.dx[k] = &nodes_[static_cast<size_t>(in)].dout;
       n.accumulate[k] = written[static_cast<size_t>(in)];
       written[static_cast<size_t>(in)] = true;
@@ -226,6 +235,16 @@ std::pair<const Arena*, size_t> Graph::locate(const std::string& name) const {
 
 Tensor Graph::read(const std::string& name) const {
   auto [arena, i] = locate(name);
+  return read_entry(*arena, i);
+}
+
+Tensor Graph::read_grad(const std::string& name) const {
+  CONVOY_CHECK(param_layout_.contains(name), "model '" << name_ << "' has no parameter named '" << name << "'");
+  return read_entry(grads_, param_layout_.index_of(name));
+}
+
+Tensor Graph::read_entry(const Arena& a, size_t i) const {
+  const Arena* arena = &a;
   const ArenaEntry& e = arena->layout().entry(i);
   Tensor host = Tensor::zeros_host(e.shape, e.dtype);
   Backend& be = backend();

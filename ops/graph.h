@@ -35,6 +35,10 @@ class Graph {
   // result (fuse = true), and with a backend builds every kernel plan and allocates arenas, activations
   // and gradients. Without a backend only shapes, parameter declarations and MACs are computed.
   void setup(Backend* backend, const Shape& input, bool fuse = true);
+  // Also compute the gradient with respect to the graph's input (for tests and input attribution);
+  // call before setup().
+  void set_input_grad(bool on) { want_input_grad_ = on; }
+  const Tensor& input_grad() const { return input_grad_; }
   // Fills parameters and buffers as PyTorch initializes them (per layer's InitKind), from `seed`.
   void init_params(uint64_t seed);
 
@@ -42,6 +46,10 @@ class Graph {
   void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
   void set_dropout_seed(uint64_t seed) { seed_ = seed; }
+  // Training forward passes so far; dropout masks are a function of (seed, step), so setting it
+  // reproduces a step's masks (resume, gradient checks).
+  void set_step(uint64_t step) { step_ = step; }
+  uint64_t step() const { return step_; }
   // input: (N, H, W, C) on the backend's device (a view of the loader's batch is fine).
   const Tensor& forward(const Tensor& input);
   // The gradient of the loss with respect to the output: write it here, then call backward().
@@ -81,6 +89,10 @@ class Graph {
 
   // A parameter or buffer by name, in its plain (PyTorch) layout, as a host tensor; and back.
   Tensor read(const std::string& name) const;
+  Tensor read_grad(const std::string& name) const;  // a parameter's gradient, plain layout
+  // An activation (layer output) and its gradient, as the backend holds them.
+  const Tensor& activation(size_t layer) const { return nodes_[layer].out; }
+  const Tensor& activation_grad(size_t layer) const { return nodes_[layer].dout; }
   void write(const std::string& name, const Tensor& host);
 
  private:
@@ -102,13 +114,15 @@ class Graph {
   void plan_gradients();
   // The arena and entry index that hold a named parameter or buffer.
   std::pair<const Arena*, size_t> locate(const std::string& name) const;
+  Tensor read_entry(const Arena& arena, size_t i) const;
 
   std::string name_;
   std::vector<Node> nodes_;
   int output_ = -1;
   Backend* backend_ = nullptr;
   Shape input_shape_;
-  Tensor input_;
+  Tensor input_, input_grad_;
+  bool want_input_grad_ = false;
   bool set_up_ = false, training_ = true;
   uint64_t seed_ = 0, step_ = 0;
   ArenaLayout param_layout_, buffer_layout_;

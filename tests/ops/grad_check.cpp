@@ -1,0 +1,120 @@
+#include "tests/ops/grad_check.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <sstream>
+
+namespace convoy::test {
+
+std::vector<float> random_values(size_t n, uint64_t seed, float lo, float hi) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(gen);
+  return v;
+}
+
+std::vector<float> distinct_values(size_t n, uint64_t seed, float gap) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = (static_cast<float>(i) - static_cast<float>(n) / 2) * gap;
+  std::mt19937_64 gen(seed);
+  std::shuffle(v.begin(), v.end(), gen);
+  return v;
+}
+
+namespace {
+
+struct Probe {
+  ops::Graph& g;
+  ops::Tensor x;
+  std::vector<float> r;
+
+  // Forward at the current input and parameters: the projected loss and the output's zero pattern.
+  double loss(std::vector<bool>* zeros) {
+    g.set_step(0);
+    const ops::Tensor& y = g.forward(x);
+    const float* p = y.host<float>();
+    double l = 0;
+    if (zeros) zeros->resize(r.size());
+    for (size_t i = 0; i < r.size(); ++i) {
+      l += static_cast<double>(r[i]) * p[i];
+      if (zeros) (*zeros)[i] = p[i] == 0.f;
+    }
+    return l;
+  }
+};
+
+void compare(GradCheckResult& res, const GradCheckOptions& o, const std::string& what, size_t i, double analytic,
+             double numeric) {
+  analytic *= o.corrupt;
+  double scale = std::max({std::fabs(analytic), std::fabs(numeric), 1.0});
+  ++res.checked;
+  if (std::fabs(analytic - numeric) > o.threshold * scale) {
+    if (res.failures++ == 0) {
+      std::ostringstream os;
+      os << what << "[" << i << "]: analytic " << analytic << " vs numeric " << numeric;
+      res.first_failure = os.str();
+    }
+  }
+}
+
+}  // namespace
+
+GradCheckResult check_gradients(ops::Graph& g, const std::vector<float>& input, const GradCheckOptions& o) {
+  GradCheckResult res;
+  ops::Tensor x = ops::Tensor::zeros_host(g.input_shape());
+  std::copy(input.begin(), input.end(), x.host<float>());
+  Probe probe{g, x, random_values(static_cast<size_t>(g.output_shape().numel()), o.seed + 17)};
+
+  // Analytic gradients.
+  std::vector<bool> zeros0;
+  probe.loss(&zeros0);
+  std::copy(probe.r.begin(), probe.r.end(), g.output_grad().host<float>());
+  g.backward();
+  std::vector<float> dinput(g.input_grad().host<float>(), g.input_grad().host<float>() + g.input_grad().numel());
+  std::vector<std::pair<std::string, ops::Tensor>> dparams;
+  for (const auto& e : g.param_layout().entries()) dparams.emplace_back(e.name, g.read_grad(e.name));
+
+  auto numeric = [&](float& slot, const auto& apply, bool& kink) {
+    const float saved = slot;
+    std::vector<bool> zp, zm;
+    slot = static_cast<float>(saved + o.step);
+    apply();
+    double lp = probe.loss(&zp);
+    slot = static_cast<float>(saved - o.step);
+    apply();
+    double lm = probe.loss(&zm);
+    slot = saved;
+    apply();
+    kink = zp != zeros0 || zm != zeros0;
+    return (lp - lm) / (2 * o.step);
+  };
+
+  float* xp = x.host<float>();
+  for (size_t i = 0; i < input.size(); ++i) {
+    bool kink = false;
+    double n = numeric(xp[i], [] {}, kink);
+    if (kink) {
+      ++res.kinks;
+      continue;
+    }
+    compare(res, o, "input", i, dinput[i], n);
+  }
+  for (auto& [name, grad] : dparams) {
+    ops::Tensor values = g.read(name);
+    float* v = values.host<float>();
+    for (int64_t i = 0; i < values.numel(); ++i) {
+      bool kink = false;
+      double n = numeric(v[i], [&] { g.write(name, values); }, kink);
+      if (kink) {
+        ++res.kinks;
+        continue;
+      }
+      compare(res, o, name, static_cast<size_t>(i), grad.host<float>()[i], n);
+    }
+  }
+  return res;
+}
+
+}  // namespace convoy::test

@@ -1,0 +1,262 @@
+// A central-difference gradient check for every layer and kernel, on shapes small enough to nudge
+// every input and parameter element.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tests/ops/grad_check.h"
+#include "tests/ops/test_util.h"
+
+namespace convoy::test {
+namespace {
+
+using ops::Shape;
+
+void expect_gradients_match(ops::Graph& g, const std::vector<float>& input, const GradCheckOptions& o = {}) {
+  GradCheckResult r = check_gradients(g, input, o);
+  EXPECT_EQ(r.failures, 0) << r.failures << " of " << r.checked << " elements differ; first: " << r.first_failure;
+  EXPECT_GT(r.checked, 0);
+  EXPECT_LE(r.kinks, (r.checked + r.kinks) / 5) << "too many elements skipped at ReLU kinks";
+}
+
+std::vector<float> input_for(const ops::Graph& g, uint64_t seed = 11) {
+  return random_values(static_cast<size_t>(g.input_shape().numel()), seed);
+}
+
+ops::Conv2dOptions conv(int64_t k, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t dil, int64_t groups,
+                        bool bias) {
+  ops::Conv2dOptions o;
+  o.out_channels = k, o.kernel_h = kh, o.kernel_w = kw, o.stride = stride, o.padding = pad;
+  o.dilation = dil, o.groups = groups, o.bias = bias;
+  return o;
+}
+
+TEST(Gradients, CheckerCatchesWrongGradients) {
+  auto g = one_layer(ops::conv2d(conv(3, 3, 3, 1, 1, 1, 1, true)), Shape{2, 4, 4, 2});
+  GradCheckOptions scaled;
+  scaled.corrupt = 0.9;  // a gradient 10 % off
+  EXPECT_GT(check_gradients(*g, input_for(*g), scaled).failures, 0);
+  GradCheckOptions flipped;
+  flipped.corrupt = -1;  // a wrong sign
+  EXPECT_GT(check_gradients(*g, input_for(*g), flipped).failures, 0);
+}
+
+struct ConvCase {
+  const char* name;
+  ops::Conv2dOptions o;
+  Shape input;
+};
+
+class ConvGradients : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvGradients, MatchCentralDifferences) {
+  auto g = one_layer(ops::conv2d(GetParam().o), GetParam().input);
+  expect_gradients_match(*g, input_for(*g));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Conv2d, ConvGradients,
+    ::testing::Values(ConvCase{"k3_pad1_bias", conv(4, 3, 3, 1, 1, 1, 1, true), Shape{2, 5, 5, 3}},
+                      ConvCase{"k3_stride2", conv(4, 3, 3, 2, 1, 1, 1, false), Shape{2, 6, 6, 3}},
+                      ConvCase{"k3_dilation2", conv(3, 3, 3, 1, 2, 2, 1, true), Shape{1, 7, 7, 2}},
+                      ConvCase{"groups2", conv(4, 3, 3, 1, 1, 1, 2, true), Shape{2, 4, 4, 4}},
+                      ConvCase{"k1x3", conv(3, 1, 3, 1, 1, 1, 1, true), Shape{2, 4, 5, 2}},
+                      ConvCase{"k1_stride2", conv(5, 1, 1, 2, 0, 1, 1, false), Shape{2, 5, 5, 3}},
+                      ConvCase{"k7_stride2_pad3", conv(2, 7, 7, 2, 3, 1, 1, false), Shape{1, 9, 9, 3}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Gradients, ConvWithFusedRelu) {
+  auto g = one_layer(ops::conv2d(conv(4, 3, 3, 1, 1, 1, 1, true)), Shape{2, 5, 5, 3}, true);
+  ASSERT_EQ(g->num_layers(), 1u);
+  EXPECT_EQ(g->layer(0).type(), "Conv2d+ReLU");
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, ConvWithSmallSpatialUsesIm2colAndMatches) {
+  // 3x3 on 2x2 maps with many channels: where oneDNN's backward-weights falls back to gemm on AVX2 and
+  // convoy computes the weight gradient itself (elsewhere oneDNN's kernel runs; both must be right).
+  auto g = one_layer(ops::conv2d(conv(16, 3, 3, 1, 1, 1, 1, true)), Shape{2, 2, 2, 16});
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, LinearOn2dInput) {
+  auto g = one_layer(ops::linear(5), Shape{3, 7});
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, LinearOn4dInputWithFusedRelu) {
+  auto g = one_layer(ops::linear(5), Shape{2, 3, 3, 4}, true);
+  EXPECT_EQ(g->layer(0).type(), "Linear+ReLU");
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, BatchNorm4d) {
+  auto g = one_layer(ops::batch_norm(), Shape{4, 3, 3, 3});
+  // Random γ, β so that their gradients are not trivially symmetric.
+  g->write("layer.weight", host_tensor(Shape{3}, {0.5f, -1.5f, 2.f}));
+  g->write("layer.bias", host_tensor(Shape{3}, {0.1f, -0.2f, 0.3f}));
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, BatchNormWithFusedRelu) {
+  auto g = one_layer(ops::batch_norm(), Shape{4, 3, 3, 3}, true);
+  EXPECT_EQ(g->layer(0).type(), "BatchNorm+ReLU");
+  g->write("layer.weight", host_tensor(Shape{3}, {0.5f, 1.5f, 2.f}));
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, BatchNorm2d) {
+  auto g = one_layer(ops::batch_norm(), Shape{8, 3});
+  g->write("layer.weight", host_tensor(Shape{3}, {0.5f, -1.5f, 2.f}));
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, Relu) {
+  auto g = one_layer(ops::relu(), Shape{2, 3, 3, 4});
+  expect_gradients_match(*g, input_for(*g));
+}
+
+struct PoolCase {
+  const char* name;
+  bool max;
+  ops::PoolOptions o;
+  Shape input;
+};
+
+ops::PoolOptions pool(int64_t k, int64_t s, int64_t p, bool ceil, bool include_pad) {
+  ops::PoolOptions o;
+  o.kernel = k, o.stride = s, o.padding = p, o.ceil_mode = ceil, o.count_include_pad = include_pad;
+  return o;
+}
+
+class PoolGradients : public ::testing::TestWithParam<PoolCase> {};
+
+TEST_P(PoolGradients, MatchCentralDifferences) {
+  const PoolCase& c = GetParam();
+  auto g = one_layer(c.max ? ops::max_pool2d(c.o) : ops::avg_pool2d(c.o), c.input);
+  expect_gradients_match(*g, distinct_values(static_cast<size_t>(c.input.numel()), 5));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Pool2d, PoolGradients,
+    ::testing::Values(PoolCase{"max_k3s2p1", true, pool(3, 2, 1, false, true), Shape{2, 6, 6, 3}},
+                      PoolCase{"max_k2s2_ceil", true, pool(2, 2, 0, true, true), Shape{2, 5, 5, 2}},
+                      PoolCase{"avg_k3s2p1_include", false, pool(3, 2, 1, false, true), Shape{2, 6, 6, 3}},
+                      PoolCase{"avg_k3s2p1_exclude", false, pool(3, 2, 1, false, false), Shape{2, 6, 6, 3}},
+                      PoolCase{"avg_k3s2p1_ceil_include", false, pool(3, 2, 1, true, true), Shape{1, 6, 6, 2}},
+                      PoolCase{"avg_k2s2_ceil_exclude", false, pool(2, 2, 0, true, false), Shape{2, 5, 5, 2}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Gradients, GlobalAvgPool) {
+  auto g = one_layer(ops::global_avg_pool(), Shape{2, 3, 4, 5});
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, LocalResponseNorm) {
+  auto g = one_layer(ops::local_response_norm(5, 0.5f, 0.75f, 1.f), Shape{2, 2, 2, 7});
+  expect_gradients_match(*g, input_for(*g));
+}
+
+TEST(Gradients, Dropout) {
+  auto g = one_layer(ops::dropout(0.3f), Shape{2, 4, 4, 3});
+  expect_gradients_match(*g, input_for(*g));
+}
+
+// Concat and add read activations that other layers read too: the gradient of the input sums
+// every reader's contribution (the accumulate paths).
+TEST(Gradients, ConcatOfBranchesAndInput) {
+  ops::Graph g("concat");
+  std::string a = g.add("a", ops::conv2d(conv(2, 1, 1, 1, 0, 1, 1, true)), {ops::Graph::kInput});
+  std::string b = g.add("b", ops::conv2d(conv(3, 3, 3, 1, 1, 1, 1, false)), {ops::Graph::kInput});
+  g.add("cat", ops::concat(), {a, ops::Graph::kInput, b});
+  g.set_input_grad(true);
+  g.setup(&cpu(), Shape{2, 3, 3, 2});
+  g.init_params(4);
+  expect_gradients_match(g, input_for(g));
+}
+
+TEST(Gradients, ResidualAddWithFusedRelu) {
+  ops::Graph g("residual");
+  std::string a = g.add("conv", ops::conv2d(conv(3, 3, 3, 1, 1, 1, 1, false)), {ops::Graph::kInput});
+  a = g.add("bn", ops::batch_norm(), {a});
+  std::string y = g.add("add", ops::add(), {a, ops::Graph::kInput});
+  g.add("relu", ops::relu(), {y});
+  g.set_input_grad(true);
+  g.setup(&cpu(), Shape{2, 4, 4, 3});
+  g.init_params(5);
+  ASSERT_EQ(g.num_layers(), 3u);
+  EXPECT_EQ(g.layer(2).type(), "Add+ReLU");
+  expect_gradients_match(g, input_for(g));
+}
+
+TEST(Gradients, TwoConvolutionsReadingOneActivation) {
+  // Both readers of the input are convolutions: the second to run backward accumulates its dx.
+  ops::Graph g("fork");
+  std::string a = g.add("a", ops::conv2d(conv(2, 3, 3, 1, 1, 1, 1, false)), {ops::Graph::kInput});
+  std::string s = g.add("stem", ops::conv2d(conv(3, 1, 1, 1, 0, 1, 1, true)), {ops::Graph::kInput});
+  std::string b = g.add("b", ops::conv2d(conv(2, 1, 1, 1, 0, 1, 1, false)), {s});
+  std::string c = g.add("c", ops::conv2d(conv(2, 3, 3, 1, 1, 1, 1, false)), {s});
+  std::string bc = g.add("bc", ops::add(), {b, c});
+  g.add("sum", ops::add(), {a, bc});
+  g.set_input_grad(true);
+  g.setup(&cpu(), Shape{2, 4, 4, 2});
+  g.init_params(6);
+  expect_gradients_match(g, input_for(g));
+}
+
+TEST(Gradients, SoftmaxCrossEntropyWithLabelSmoothing) {
+  const int64_t N = 4, K = 6;
+  const float eps = 0.1f;
+  auto loss = cpu().softmax_cross_entropy(N, K);
+  ops::Tensor logits = host_tensor(Shape{N, K}, random_values(N * K, 9, -2.f, 2.f));
+  ops::Tensor labels = ops::Tensor::zeros_host(Shape{N}, ops::DType::i32);
+  for (int64_t n = 0; n < N; ++n) labels.host<int32_t>()[n] = static_cast<int32_t>((n * 5 + 1) % K);
+  ops::Tensor grad = ops::Tensor::zeros_host(Shape{N, K});
+  const float l0 = loss->forward_backward(cpu().context(), logits, labels, eps, grad);
+
+  // Hand computation in double: L = mean_n -sum_k t_nk log softmax_nk.
+  double expected = 0;
+  const float* x = logits.host<float>();
+  for (int64_t n = 0; n < N; ++n) {
+    double mx = -1e30, z = 0;
+    for (int64_t k = 0; k < K; ++k) mx = std::max<double>(mx, x[n * K + k]);
+    for (int64_t k = 0; k < K; ++k) z += std::exp(x[n * K + k] - mx);
+    for (int64_t k = 0; k < K; ++k) {
+      double t = (k == labels.host<int32_t>()[n] ? 1 - eps : 0) + eps / K;
+      double p = std::exp(x[n * K + k] - mx) / z;
+      expected -= t * std::log(p) / N;
+      EXPECT_NEAR(grad.host<float>()[n * K + k], (p - t) / N, 1e-6);
+    }
+  }
+  EXPECT_NEAR(l0, expected, 1e-5);
+
+  // And the gradient against central differences of the kernel's own loss.
+  ops::Tensor scratch = ops::Tensor::zeros_host(Shape{N, K});
+  for (int64_t i = 0; i < N * K; ++i) {
+    float& v = logits.host<float>()[i];
+    const float saved = v;
+    v = saved + 1e-2f;
+    double lp = loss->forward_backward(cpu().context(), logits, labels, eps, scratch);
+    v = saved - 1e-2f;
+    double lm = loss->forward_backward(cpu().context(), logits, labels, eps, scratch);
+    v = saved;
+    EXPECT_NEAR(grad.host<float>()[i], (lp - lm) / 2e-2, 1e-3);
+  }
+}
+
+TEST(Gradients, CrossEntropyRejectsLabelsOutsideTheClasses) {
+  auto loss = cpu().softmax_cross_entropy(2, 3);
+  ops::Tensor logits = ops::Tensor::zeros_host(Shape{2, 3});
+  ops::Tensor labels = ops::Tensor::zeros_host(Shape{2}, ops::DType::i32);
+  labels.host<int32_t>()[1] = 3;
+  ops::Tensor grad = ops::Tensor::zeros_host(Shape{2, 3});
+  try {
+    loss->forward_backward(cpu().context(), logits, labels, 0.f, grad);
+    FAIL() << "no error for label 3 with 3 classes";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("label 3 of sample 1"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace convoy::test

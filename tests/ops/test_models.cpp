@@ -1,0 +1,190 @@
+// The model zoo: torchvision's parameter counts and names, no reference kernels on ResNet layers,
+// fusion that changes no result, and a small ResNet that can fit 64 samples.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "ops/models/zoo.h"
+#include "tests/ops/grad_check.h"
+#include "tests/ops/test_util.h"
+#include "trainer/optimizer.h"
+
+namespace convoy::test {
+namespace {
+
+using ops::Shape;
+
+int64_t count_params(const std::string& model) {
+  auto g = ops::make_model(model);
+  const ops::ModelInfo& m = ops::model_info(model);
+  g->setup(nullptr, Shape{1, m.image_size, m.image_size, m.channels});
+  return g->num_params();
+}
+
+TEST(Models, ParameterCountsEqualTorchvision) {
+  EXPECT_EQ(count_params("lenet5"), 61706);
+  EXPECT_EQ(count_params("resnet18"), 11689512);
+  EXPECT_EQ(count_params("resnet34"), 21797672);
+  EXPECT_EQ(count_params("resnet50"), 25557032);
+  EXPECT_EQ(count_params("resnet50a"), 25557032);  // the stride moves, the weights do not change
+  EXPECT_EQ(count_params("resnet50c"), 25576264);  // timm's resnet50c
+  EXPECT_EQ(count_params("resnet50d"), 25576264);  // timm's resnet50d
+  EXPECT_EQ(count_params("resnet101"), 44549160);
+  EXPECT_EQ(count_params("resnet152"), 60192808);
+  EXPECT_EQ(count_params("resnet20"), 272474);     // 1x1-projection shortcuts (option B)
+}
+
+TEST(Models, ClassesAndInputChannelsAreParameters) {
+  auto g = ops::make_model("resnet18", {10, 1, false});
+  g->setup(nullptr, Shape{2, 28, 28, 1});
+  EXPECT_EQ(g->output_shape(), (Shape{2, 10}));
+  // conv1: 64x1x7x7 instead of 64x3x7x7, fc: 10x512 + 10 instead of 1000x512 + 1000.
+  EXPECT_EQ(g->num_params(), 11689512 - 64 * 2 * 49 - 990 * 513);
+}
+
+TEST(Models, UnknownModelListsTheKnownOnes) {
+  try {
+    ops::make_model("resnet51");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("resnet50d"), std::string::npos) << e.what();
+  }
+}
+
+// Every parameter and buffer of torchvision's state_dict, by name and shape, in the same order
+// (tests/data holds the lists, written from torchvision 0.14 by tools in this repository's history).
+void expect_torchvision_names(const std::string& model) {
+  std::ifstream in(std::string(CONVOY_SOURCE_DIR) + "/tests/data/torchvision_" + model + "_state_dict.txt");
+  ASSERT_TRUE(in) << "missing golden file for " << model;
+  std::vector<std::pair<std::string, std::string>> want;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    std::string name, shape;
+    ls >> name >> shape;
+    want.emplace_back(name, shape);
+  }
+  auto g = ops::make_model(model);
+  g->setup(nullptr, Shape{1, 224, 224, 3});
+  std::map<std::string, std::string> got;
+  for (const auto* layout : {&g->param_layout(), &g->buffer_layout()})
+    for (const auto& e : layout->entries()) {
+      std::string s;
+      for (int i = 0; i < e.shape.rank(); ++i) s += (i ? "x" : "") + std::to_string(e.shape[i]);
+      got[e.name] = s;
+    }
+  EXPECT_EQ(got.size(), want.size());
+  for (const auto& [name, shape] : want) {
+    auto it = got.find(name);
+    if (it == got.end()) {
+      ADD_FAILURE() << model << " lacks " << name;
+      continue;
+    }
+    EXPECT_EQ(it->second, shape) << name;
+  }
+  // Parameters come in torchvision's registration order (gradient buckets follow it in reverse).
+  std::vector<std::string> order;
+  for (const auto& [name, shape] : want)
+    if (g->param_layout().contains(name)) order.push_back(name);
+  ASSERT_EQ(order.size(), g->param_layout().entries().size());
+  for (size_t i = 0; i < order.size(); ++i) EXPECT_EQ(g->param_layout().entry(i).name, order[i]);
+}
+
+TEST(Models, NamesAndShapesEqualTorchvisionResNet18) { expect_torchvision_names("resnet18"); }
+TEST(Models, NamesAndShapesEqualTorchvisionResNet50) { expect_torchvision_names("resnet50"); }
+
+TEST(Models, ResNet50dNamesFollowTimm) {
+  auto g = ops::make_model("resnet50d");
+  g->setup(nullptr, Shape{1, 224, 224, 3});
+  for (const char* name : {"conv1.0.weight", "conv1.1.weight", "conv1.3.weight", "conv1.4.running_var",
+                           "conv1.6.weight", "bn1.weight", "layer1.0.downsample.1.weight",
+                           "layer2.0.downsample.1.weight", "layer2.0.downsample.2.running_mean", "fc.bias"})
+    EXPECT_TRUE(g->param_layout().contains(name) || g->buffer_layout().contains(name)) << name;
+}
+
+class NoReferenceKernels : public ::testing::TestWithParam<std::tuple<std::string, int64_t>> {};
+
+TEST_P(NoReferenceKernels, InAnyResNetLayer) {
+  auto [model, size] = GetParam();
+  auto g = ops::make_model(model);
+  g->setup(&cpu(), Shape{2, size, size, 3});
+  auto impls = g->implementations();
+  EXPECT_GT(impls.size(), g->num_layers());
+  for (const auto& s : impls) EXPECT_EQ(s.find("ref"), std::string::npos) << s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, NoReferenceKernels,
+                         ::testing::Values(std::make_tuple("resnet18", 64), std::make_tuple("resnet50", 64),
+                                           std::make_tuple("resnet50a", 64), std::make_tuple("resnet50d", 64),
+                                           std::make_tuple("resnet20", 32)),
+                         [](const auto& info) { return std::get<0>(info.param); });
+
+TEST(Models, ZeroGammaZeroesTheLastBatchNormOfEveryBlock) {
+  auto g = ops::make_model("resnet18", {0, 0, true});
+  g->setup(nullptr, Shape{1, 64, 64, 3});
+  int zeroed = 0;
+  for (const auto& e : g->param_layout().entries()) {
+    bool last_bn = e.name.ends_with(".bn2.weight") && e.name.starts_with("layer");
+    if (e.role == ops::ParamRole::bn_gamma) {
+      EXPECT_EQ(e.init == ops::InitKind::zeros, last_bn) << e.name;
+      zeroed += last_bn;
+    }
+  }
+  EXPECT_EQ(zeroed, 8);
+}
+
+// Fusing ReLUs into convolutions, batch norms and adds must not change outputs or gradients.
+TEST(Models, FusionChangesNoResult) {
+  std::unique_ptr<ops::Graph> g[2];
+  for (int fuse = 0; fuse < 2; ++fuse) {
+    g[fuse] = ops::make_model("resnet18", {10, 3, false});
+    g[fuse]->setup(&cpu(), Shape{2, 32, 32, 3}, fuse == 1);
+    g[fuse]->init_params(7);
+  }
+  EXPECT_LT(g[1]->num_layers(), g[0]->num_layers());
+  std::vector<float> x = random_values(2 * 32 * 32 * 3, 8);
+  std::vector<float> r = random_values(20, 9);
+  for (auto& gi : g) {
+    gi->forward(host_tensor(gi->input_shape(), x));
+    std::copy(r.begin(), r.end(), gi->output_grad().host<float>());
+    gi->backward();
+  }
+  auto a = host_values(g[0]->activation(g[0]->num_layers() - 1));
+  auto b = host_values(g[1]->activation(g[1]->num_layers() - 1));
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5f * std::max(1.f, std::fabs(a[i])));
+  for (const auto& e : g[0]->param_layout().entries()) {
+    auto ga = host_values(g[0]->read_grad(e.name)), gb = host_values(g[1]->read_grad(e.name));
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < ga.size(); ++i) diff += std::pow(ga[i] - gb[i], 2), norm += std::pow(ga[i], 2);
+    EXPECT_LE(std::sqrt(diff), 1e-5 * std::sqrt(norm) + 1e-7) << e.name;
+  }
+}
+
+// Forward, backward and the update work together: plain SGD fits 64 fixed random samples.
+TEST(Models, SmallResNetFits64RandomSamples) {
+  const int64_t N = 64, S = 8, C = 3, K = 10;
+  auto g = ops::make_model("resnet20", {K, C, false});
+  g->setup(&cpu(), Shape{N, S, S, C});
+  g->init_params(1);
+  trainer::Sgd sgd(*g, trainer::SgdOptions{0.f, 0.f, false, false});  // plain SGD
+  auto loss = cpu().softmax_cross_entropy(N, K);
+  ops::Tensor x = host_tensor(g->input_shape(), random_values(N * S * S * C, 2));
+  ops::Tensor labels = ops::Tensor::zeros_host(Shape{N}, ops::DType::i32);
+  for (int64_t n = 0; n < N; ++n) labels.host<int32_t>()[n] = static_cast<int32_t>((n * 7 + n / 10) % K);
+  float first = 0, last = 0;
+  for (int step = 0; step < 300; ++step) {
+    const ops::Tensor& logits = g->forward(x);
+    last = loss->forward_backward(cpu().context(), logits, labels, 0.f, g->output_grad());
+    if (step == 0) first = last;
+    g->backward();
+    sgd.step(0.1f);
+  }
+  EXPECT_GT(first, 2.0f);  // about ln 10 at the start
+  EXPECT_LT(last, 0.05f) << "loss went from " << first << " to " << last;
+}
+
+}  // namespace
+}  // namespace convoy::test
