@@ -73,7 +73,10 @@ void expect_torchvision_names(const std::string& model) {
   for (const auto* layout : {&g->param_layout(), &g->buffer_layout()})
     for (const auto& e : layout->entries()) {
       std::string s;
-      for (int i = 0; i < e.shape.rank(); ++i) s += (i ? "x" : "") + std::to_string(e.shape[i]);
+      for (int i = 0; i < e.shape.rank(); ++i) {
+        if (i) s.push_back('x');
+        s.append(std::to_string(e.shape[i]));
+      }
       got[e.name] = s;
     }
   EXPECT_EQ(got.size(), want.size());
