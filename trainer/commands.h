@@ -11,5 +11,8 @@ using Action = std::function<int()>;
 
 void add_models_command(CLI::App& app, Action& action);
 void add_bench_train_command(CLI::App& bench, Action& action);
+void add_convert_command(CLI::App& app, Action& action);
+void add_inspect_command(CLI::App& app, Action& action);
+void add_bench_data_command(CLI::App& bench, Action& action);
 
 }  // namespace convoy::trainer

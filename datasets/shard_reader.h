@@ -1,0 +1,51 @@
+// Reads one shard. Opening checks everything a reader relies on (attributes, datasets and their shapes,
+// offsets, labels, that `images` is contiguous and inside the file) and reads the small per-record
+// tables; after that, records are read with pread() at the blob's file offset: no HDF5 call (and so no
+// HDF5 global lock) on the per-sample path, and any number of threads may read at once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "datasets/shard_format.h"
+
+namespace convoy::datasets {
+
+class ShardReader {
+ public:
+  // Throws convoy::Error naming the file (and the record, where one is at fault) on any inconsistency.
+  explicit ShardReader(std::string path);
+  ~ShardReader();
+  ShardReader(const ShardReader&) = delete;
+  ShardReader& operator=(const ShardReader&) = delete;
+
+  const std::string& path() const { return path_; }
+  const ShardHeader& header() const { return header_; }
+  Encoding encoding() const { return header_.encoding; }
+  int64_t size() const { return static_cast<int64_t>(labels_.size()); }
+  int32_t label(int64_t i) const { return labels_[static_cast<size_t>(i)]; }
+  const std::vector<int32_t>& labels() const { return labels_; }
+
+  // Bytes of record i: the JPEG file's size, or height * width * channels for raw.
+  int64_t record_bytes(int64_t i) const;
+  // Copies record i into out[0, record_bytes(i)). Thread-safe; no HDF5 call.
+  void read(int64_t i, uint8_t* out) const;
+
+  // Source name of record i (read from the file on demand: for messages and inspection, not hot paths).
+  std::string key(int64_t i) const;
+  // "shard PATH, record I (key K)" for error messages.
+  std::string where(int64_t i) const;
+
+ private:
+  std::string path_;
+  ShardHeader header_;
+  std::vector<int32_t> labels_;
+  std::vector<int64_t> offsets_;  // jpeg: [N + 1]
+  int64_t record_size_ = 0;       // raw: bytes per record
+  int64_t blob_offset_ = 0;       // file offset of `images`
+  int64_t blob_bytes_ = 0;
+  int fd_ = -1;
+};
+
+}  // namespace convoy::datasets
