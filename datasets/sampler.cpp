@@ -74,11 +74,11 @@ std::vector<int64_t> Sampler::epoch_order(int64_t epoch) const {
 
 std::vector<SampleSlot> Sampler::epoch_slots(int64_t epoch) const {
   const std::vector<int64_t> order = epoch_order(epoch);
-  const int64_t per_rank = samples_per_rank();
+  const int64_t per_rank = samples_per_rank(), B = o_.batch_size, G = B * o_.world_size;
   std::vector<SampleSlot> slots(static_cast<size_t>(per_rank));
-  const int64_t first = static_cast<int64_t>(o_.rank) * per_rank;
   for (int64_t k = 0; k < per_rank; ++k) {
-    const int64_t p = first + k;
+    // Global batch b is positions [b G, (b + 1) G); this rank's share of it is the r-th run of B.
+    const int64_t p = (k / B) * G + static_cast<int64_t>(o_.rank) * B + k % B;
     slots[static_cast<size_t>(k)] = {order[static_cast<size_t>(p % o_.num_samples)], p < o_.num_samples};
   }
   return slots;

@@ -1,9 +1,11 @@
 // Which records each rank reads in each epoch.
 //
-// For (seed, epoch) every rank computes the same global order of the split's N records, then takes its
-// own contiguous part of it: rank r reads positions [r * P, (r + 1) * P) where P = batches * batch_size.
-// Every rank therefore gets exactly batches_per_epoch() batches, so collectives never wait on a rank
-// that ran out of data. Ranks' parts are disjoint, and together they cover every record once, except:
+// For (seed, epoch) every rank computes the same global order of the split's N records. Global batch b
+// is positions [b G, (b + 1) G) of it (G = world_size * batch_size), and rank r's batch b is the r-th
+// run of batch_size positions inside it. So the global batches are the same whatever the number of
+// ranks (2 ranks x batch b train on exactly what 1 rank x batch 2b does), and every rank gets exactly
+// batches_per_epoch() batches, so collectives never wait on a rank that ran out of data. Ranks' parts
+// are disjoint, and together they cover every record once, except:
 //   - padding (drop_last = false, the default): batches = ceil(N / (world * batch)); the positions past
 //     N wrap around to the start of the order (position p reads order[p mod N]). Those slots are
 //     duplicates and are marked valid = false: evaluation must skip them (so top-1 counts are exact);

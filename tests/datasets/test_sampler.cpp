@@ -137,14 +137,20 @@ TEST(Sampler, WindowShuffleKeepsReadsWithinFewShards) {
 }
 
 TEST(Sampler, EvaluationPaddingIsMarkedAndAtTheEnd) {
-  // 10 records, 2 ranks, batch 4: 2 batches per rank, 6 padded slots; padded slots are the last ones.
-  auto o = options(10, 4, 2, false);
-  o.rank = 1;
-  const auto slots = Sampler(o).epoch_slots(0);
-  ASSERT_EQ(slots.size(), 8u);
-  for (size_t k = 0; k < 8; ++k) {
-    EXPECT_EQ(slots[k].valid, k < 2) << k;
-    EXPECT_EQ(slots[k].index, static_cast<int64_t>((8 + k) % 10));
+  // 10 records, 2 ranks, batch 4: global batches are positions 0-7 and 8-15; 6 padded slots, all in
+  // the last global batch. Rank 0 reads positions 0-3 and 8-11, rank 1 reads 4-7 and 12-15.
+  const int64_t want_index[2][8] = {{0, 1, 2, 3, 8, 9, 0, 1}, {4, 5, 6, 7, 2, 3, 4, 5}};
+  const bool want_valid[2][8] = {{true, true, true, true, true, true, false, false},
+                                 {true, true, true, true, false, false, false, false}};
+  for (int r = 0; r < 2; ++r) {
+    auto o = options(10, 4, 2, false);
+    o.rank = r;
+    const auto slots = Sampler(o).epoch_slots(0);
+    ASSERT_EQ(slots.size(), 8u);
+    for (size_t k = 0; k < 8; ++k) {
+      EXPECT_EQ(slots[k].valid, want_valid[r][k]) << "rank " << r << " slot " << k;
+      EXPECT_EQ(slots[k].index, want_index[r][k]) << "rank " << r << " slot " << k;
+    }
   }
 }
 
@@ -157,6 +163,35 @@ TEST(Sampler, InvalidOptions) {
   o = options(10, 4, 1, true, false, 4);
   o.shard_sizes = {3, 3};
   EXPECT_THROW(Sampler{o}, Error);
+}
+
+// Data-parallel equivalence rests on this: at one global batch size, global batch b holds the same
+// records in the same order however many ranks share it.
+TEST(Sampler, GlobalBatchesDoNotDependOnTheRankCount) {
+  for (bool drop_last : {false, true}) {
+    const int64_t n = 203, global = 24;
+    Sampler one(options(n, global, 1, true, drop_last));
+    const auto whole = one.epoch_slots(3);
+    for (int world : {2, 4}) {
+      std::vector<std::vector<SampleSlot>> parts;
+      for (int r = 0; r < world; ++r) {
+        SamplerOptions o = options(n, global / world, world, true, drop_last);
+        o.rank = r;
+        Sampler s(o);
+        ASSERT_EQ(s.batches_per_epoch(), one.batches_per_epoch());
+        parts.push_back(s.epoch_slots(3));
+      }
+      const int64_t b_rank = global / world;
+      for (int64_t b = 0; b < one.batches_per_epoch(); ++b)
+        for (int r = 0; r < world; ++r)
+          for (int64_t j = 0; j < b_rank; ++j) {
+            const SampleSlot& want = whole[static_cast<size_t>(b * global + r * b_rank + j)];
+            const SampleSlot& got = parts[static_cast<size_t>(r)][static_cast<size_t>(b * b_rank + j)];
+            ASSERT_EQ(got.index, want.index) << "batch " << b << " rank " << r << " slot " << j;
+            ASSERT_EQ(got.valid, want.valid);
+          }
+    }
+  }
 }
 
 }  // namespace
