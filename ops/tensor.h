@@ -13,7 +13,7 @@
 
 namespace convoy::ops {
 
-enum class DType : uint8_t { f32, bf16, f16, i32, i64, u8 };
+enum class DType : uint8_t { f32, bf16, f16, i32, i64, u8, f64 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
@@ -22,6 +22,7 @@ DType parse_dtype(const std::string& name);  // "f32", "bf16", "f16", ...
 template <typename T>
 constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::f32; }
+template <> constexpr DType dtype_of<double>() { return DType::f64; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::i32; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }

@@ -9,7 +9,8 @@ dt to_dnnl(DType t) {
     case DType::f16: return dt::f16;
     case DType::i32: return dt::s32;
     case DType::u8: return dt::u8;
-    case DType::i64: break;
+    case DType::i64:
+    case DType::f64: break;
   }
   CONVOY_FAIL("oneDNN has no " << dtype_name(t) << " data type");
 }

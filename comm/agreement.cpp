@@ -1,0 +1,98 @@
+#include "comm/agreement.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "ops/math/elementwise.h"
+
+namespace convoy::comm {
+
+uint64_t hash_bytes(const void* data, size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h = math::mix64(bytes);
+  size_t i = 0;
+  for (; i + 8 <= bytes; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = math::mix64(h ^ w);
+  }
+  for (; i < bytes; ++i) h = math::mix64(h ^ p[i]);
+  return h;
+}
+
+namespace {
+
+struct Fingerprints {
+  char config[40] = {};
+  uint64_t layout = 0, params = 0, buffers = 0;
+};
+
+uint64_t layout_hash(const ops::ArenaLayout& layout) {
+  uint64_t h = 0;
+  for (const auto& e : layout.entries()) {
+    h = math::mix64(h ^ hash_bytes(e.name.data(), e.name.size()));
+    h = math::mix64(h ^ e.offset ^ (static_cast<uint64_t>(e.bytes) << 20));
+  }
+  return h;
+}
+
+// "rank 3" or "ranks 1, 2" for the ranks where `same` fails against rank 0; "" when none.
+std::string ranks_differing(const std::vector<Fingerprints>& all, bool (*same)(const Fingerprints&, const Fingerprints&)) {
+  std::vector<size_t> bad;
+  for (size_t r = 1; r < all.size(); ++r)
+    if (!same(all[r], all[0])) bad.push_back(r);
+  std::string s;
+  for (size_t r : bad) s += (s.empty() ? (bad.size() == 1 ? "rank " : "ranks ") : ", ") + std::to_string(r);
+  return s;
+}
+
+}  // namespace
+
+void broadcast_model(Communicator& comm, ops::Graph& graph) {
+  const ops::Tensor& p = graph.params().flat();
+  const ops::Tensor& b = graph.buffers().flat();
+  auto w1 = comm.broadcast(p.data(), p.bytes(), 0, fingerprint("parameters", 0, p.bytes()),
+                           "broadcast of rank 0's parameters");
+  auto w2 = comm.broadcast(b.data(), b.bytes(), 0, fingerprint("buffers", 0, b.bytes()),
+                           "broadcast of rank 0's buffers");
+  w1->wait();
+  w2->wait();
+}
+
+void broadcast_buffers(Communicator& comm, ops::Graph& graph) {
+  const ops::Tensor& b = graph.buffers().flat();
+  comm.broadcast(b.data(), b.bytes(), 0, fingerprint("buffers", 0, b.bytes()), "broadcast of rank 0's buffers")
+      ->wait();
+}
+
+void check_startup_agreement(Communicator& comm, const std::string& config_hash, const ops::Graph& graph) {
+  auto& g = const_cast<ops::Graph&>(graph);  // arena accessors are non-const; nothing is modified
+  Fingerprints mine;
+  std::strncpy(mine.config, config_hash.c_str(), sizeof(mine.config) - 1);
+  mine.layout = math::mix64(layout_hash(graph.param_layout()) ^ layout_hash(graph.buffer_layout()));
+  mine.params = hash_bytes(g.params().flat().data(), g.params().flat().bytes());
+  mine.buffers = hash_bytes(g.buffers().flat().data(), g.buffers().flat().bytes());
+  std::vector<Fingerprints> all(static_cast<size_t>(comm.size()));
+  comm.all_gather(&mine, all.data(), sizeof mine, fingerprint("startup agreement", 0, sizeof mine),
+                  "startup agreement")
+      ->wait();
+  std::ostringstream os;
+  std::string r = ranks_differing(all, [](const Fingerprints& a, const Fingerprints& b) {
+    return std::strncmp(a.config, b.config, sizeof a.config) == 0;
+  });
+  if (!r.empty())
+    os << " " << r << " differ from rank 0 in the config hash (rank 0: " << all[0].config
+       << "): every rank must run the same config file with the same --set options;";
+  r = ranks_differing(all, [](const Fingerprints& a, const Fingerprints& b) { return a.layout == b.layout; });
+  if (!r.empty())
+    os << " " << r << " lay out the parameters differently from rank 0 (different convoy builds or CPU "
+       << "kinds pick different packed layouts): run one build on one kind of machine;";
+  r = ranks_differing(all, [](const Fingerprints& a, const Fingerprints& b) {
+    return a.params == b.params && a.buffers == b.buffers;
+  });
+  if (!r.empty()) os << " " << r << " hold parameters or buffers that differ from rank 0's after its broadcast;";
+  const std::string problems = os.str();
+  CONVOY_CHECK(problems.empty(), "startup check failed:" << problems << " no rank has trained a step");
+}
+
+}  // namespace convoy::comm
