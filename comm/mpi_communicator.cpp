@@ -16,7 +16,9 @@
 
 #include "comm/communicator.h"
 #include "comm/mpi_check.h"
+#include "comm/mpi_types.h"
 #include "comm/world.h"
+#include "common/stop.h"
 #include "common/timer.h"
 #include "ops/math/elementwise.h"
 
@@ -77,9 +79,11 @@ class MpiWork final : public Work {
   double started_at() const override { return started_; }
   double seconds() const override { return seconds_; }
   uint64_t sequence() const override { return seq_; }
+  // The first call wins: the watchdog may fail a collective that the communication thread is stuck in.
   void finish(double started, double seconds, std::string error) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (done_) return;
       started_ = started;
       seconds_ = seconds;
       error_ = std::move(error);
@@ -120,9 +124,9 @@ class MpiCommunicator final : public Communicator {
     ctrl_ = dup_world("control");
     MPI_CHECK(MPI_Comm_set_errhandler(data_, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_set_errhandler(ctrl_, MPI_ERRORS_RETURN));
-    MPI_CHECK(MPI_Op_create(sum_bf16, 1, &bf16_sum_));
-    MPI_CHECK(MPI_Op_create(sum_f16, 1, &f16_sum_));
+    multiple_ = world.thread_level() >= MPI_THREAD_MULTIPLE;
     thread_ = std::thread([this] { loop(); });
+    watchdog_ = std::thread([this] { watch(); });
   }
 
   ~MpiCommunicator() override {
@@ -131,10 +135,15 @@ class MpiCommunicator final : public Communicator {
       stop_ = true;
     }
     cv_.notify_all();
-    thread_.join();
-    if (failure_.empty()) {  // after a failure peers may be gone: leave the handles to MPI_Abort
-      MPI_Op_free(&bf16_sum_);
-      MPI_Op_free(&f16_sum_);
+    watch_cv_.notify_all();
+    watchdog_.join();
+    // A communication thread the watchdog gave up on is stuck inside MPI for good; the process is about
+    // to end (convoy exits without MPI_Finalize after such a failure), so leave it.
+    if (abandoned_.load())
+      thread_.detach();
+    else
+      thread_.join();
+    if (failure().empty()) {  // after a failure peers may be gone: leave the handles to MPI_Abort
       MPI_Comm_free(&data_);
       MPI_Comm_free(&ctrl_);
     }
@@ -212,8 +221,8 @@ class MpiCommunicator final : public Communicator {
         j = std::move(queue_.front());
         queue_.pop_front();
       }
-      if (!failure_.empty()) {  // once a collective failed, the ranks are out of step for good
-        j.work->finish(0, 0, failure_);
+      if (const std::string f = failure(); !f.empty()) {  // after a failure the ranks are out of step for good
+        j.work->finish(0, 0, f);
         continue;
       }
       double started = 0, seconds = 0;
@@ -221,15 +230,85 @@ class MpiCommunicator final : public Communicator {
         started = run(j);
         seconds = now_seconds() - started;
       } catch (const Error& e) {
-        failure_ = e.message();
+        fail(e.message());
       } catch (const std::exception& e) {
-        failure_ = e.what();
+        fail(e.what());
       }
-      j.work->finish(started, seconds, failure_);
+      j.work->finish(started, seconds, failure());
     }
   }
 
-  // Polls a request until it completes; past the timeout, finds out why and throws.
+  std::string failure() const {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    return failure_;
+  }
+  void fail(const std::string& message) {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    if (failure_.empty()) failure_ = message;
+  }
+
+  // When a launcher is tearing the job down (a rank died), the survivors get SIGTERM and, soon after,
+  // SIGKILL: a collective still stuck this long after the signal is diagnosed at once.
+  static constexpr double kStuckAfterStop = 1.5;
+  static constexpr const char* kAfterStop = " after the launcher asked this rank to stop (SIGTERM or SIGUSR1)";
+
+  // The data phase runs as one blocking MPI call (MPI's tuned algorithms; a polled non-blocking
+  // collective only progresses inside MPI_Test and ran at half the bandwidth). This thread watches it:
+  // past the timeout (or a stop request) it diagnoses on the control communicator (MPI_THREAD_MULTIPLE)
+  // and fails the collective; the communication thread stays stuck in MPI and is abandoned.
+  void watch() {
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    while (!stop_watch()) {
+      watch_cv_.wait_for(lock, std::chrono::milliseconds(100));
+      if (!watching_) continue;
+      const double waited = now_seconds() - watch_start_, since_stop = seconds_since_stop_request();
+      const bool timed_out = waited > o_.timeout_s;
+      const bool stopping = since_stop > kStuckAfterStop && waited > kStuckAfterStop;
+      if (!timed_out && !stopping) continue;
+      const Status status = watched_;
+      std::shared_ptr<MpiWork> work = watched_work_;
+      watching_ = false;
+      abandoned_.store(true);
+      lock.unlock();
+      std::string message;
+      if (multiple_) {
+        try {
+          message = diagnosis(status, "moving data", waited, stopping && !timed_out ? kAfterStop : "");
+        } catch (const std::exception& e) {
+          message = e.what();
+        }
+      } else {
+        message = "step " + std::to_string(status.step) + ": " + describe(status) +
+                  " did not finish moving data within " + std::to_string(static_cast<int>(waited)) +
+                  " s (this MPI library lacks MPI_THREAD_MULTIPLE, so the missing ranks cannot be named)";
+      }
+      fail(message);
+      work->finish(0, 0, message);
+      return;
+    }
+  }
+
+  bool stop_watch() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_;
+  }
+
+  void begin_data_phase(const Job& j) {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    watched_ = j.status;
+    watched_work_ = j.work;
+    watch_start_ = now_seconds();
+    watching_ = true;
+  }
+  void end_data_phase() {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    watching_ = false;
+    watched_work_.reset();
+  }
+
+  // Polls a request until it completes; past the timeout, finds out why and throws. After a stop
+  // request (SIGTERM) a collective that stays stuck for kStuckAfterStop seconds is diagnosed at once:
+  // launchers send SIGTERM to the survivors when a rank dies, and SIGKILL shortly after.
   void wait_for(MPI_Request& req, const Job& j, const char* phase) {
     const double t0 = now_seconds();
     for (int spins = 0;; ++spins) {
@@ -237,7 +316,10 @@ class MpiCommunicator final : public Communicator {
       MPI_CHECK(MPI_Test(&req, &flag, MPI_STATUS_IGNORE));
       if (flag) return;
       if (spins < 200) continue;  // short collectives: stay hot
-      if (now_seconds() - t0 > o_.timeout_s) diagnose_stall(j, phase);
+      const double waited = now_seconds() - t0, since_stop = seconds_since_stop_request();
+      if (waited > o_.timeout_s) CONVOY_FAIL(diagnosis(j.status, phase, o_.timeout_s, ""));
+      if (since_stop > kStuckAfterStop && waited > kStuckAfterStop)
+        CONVOY_FAIL(diagnosis(j.status, phase, waited, kAfterStop));
       std::this_thread::sleep_for(std::chrono::microseconds(spins < 2000 ? 20 : 200));
     }
   }
@@ -245,14 +327,16 @@ class MpiCommunicator final : public Communicator {
   // Every stalled rank sends its status to every other rank on a separate communicator and listens for
   // a grace period: ranks that never answer are missing (dead, or stuck outside the collectives); ranks
   // that answer with another collective are out of step.
-  [[noreturn]] void diagnose_stall(const Job& j, const char* phase) {
-    const double grace = std::clamp(o_.timeout_s / 6, 2.0, 10.0);
+  std::string diagnosis(const Status& mine, const char* phase, double waited, const char* context) {
+    // Peers that are stuck too answer within milliseconds; after a stop request the launcher's SIGKILL
+    // is near, so the wait is short then.
+    const double grace = *context ? 0.5 : std::clamp(o_.timeout_s / 6, 2.0, 10.0);
     std::vector<Status> theirs(static_cast<size_t>(size_));
     std::vector<MPI_Request> sends, recvs(static_cast<size_t>(size_), MPI_REQUEST_NULL);
     for (int p = 0; p < size_; ++p) {
       if (p == rank_) continue;
       MPI_Request s;
-      MPI_Isend(&j.status, sizeof(Status), MPI_BYTE, p, kStatusTag, ctrl_, &s);
+      MPI_Isend(&mine, sizeof(Status), MPI_BYTE, p, kStatusTag, ctrl_, &s);
       sends.push_back(s);
       MPI_Irecv(&theirs[static_cast<size_t>(p)], sizeof(Status), MPI_BYTE, p, kStatusTag, ctrl_,
                 &recvs[static_cast<size_t>(p)]);
@@ -279,19 +363,21 @@ class MpiCommunicator final : public Communicator {
       const Status& s = theirs[static_cast<size_t>(p)];
       if (!answered[static_cast<size_t>(p)])
         missing.push_back(p);
-      else if (s.seq != j.status.seq || s.fingerprint != j.status.fingerprint)
+      else if (s.seq != mine.seq || s.fingerprint != mine.fingerprint)
         elsewhere[describe(s) + " at step " + std::to_string(s.step)].push_back(p);
     }
     std::ostringstream os;
-    os << "step " << j.status.step << ": " << describe(j.status) << " (" << phase << ") did not finish within "
-       << o_.timeout_s << " s";
+    os.setf(std::ios::fixed);
+    os.precision(1);
+    os << "step " << mine.step << ": " << describe(mine) << " (" << phase << ") did not finish within " << waited
+       << " s" << context;
     if (!missing.empty())
       os << "; " << rank_list(missing) << " never joined it and did not answer (died, or stopped taking part)";
     for (const auto& [where, ranks] : elsewhere) os << "; " << rank_list(ranks) << " are at " << where << " instead";
     if (missing.empty() && elsewhere.empty())
       os << "; every rank is waiting in it (a network or MPI failure?)";
     os << ". The job cannot continue: restart it, with --resume auto to continue from the last checkpoint";
-    CONVOY_FAIL(os.str());
+    return os.str();
   }
 
   // Ranks first agree on what the next collective is; a mismatch is reported with every rank's view.
@@ -314,44 +400,30 @@ class MpiCommunicator final : public Communicator {
     CONVOY_FAIL(os.str());
   }
 
-  MPI_Datatype mpi_type(ops::DType t) const {
-    switch (t) {
-      case ops::DType::f32: return MPI_FLOAT;
-      case ops::DType::f64: return MPI_DOUBLE;
-      case ops::DType::i64: return MPI_INT64_T;
-      case ops::DType::i32: return MPI_INT32_T;
-      case ops::DType::bf16:
-      case ops::DType::f16: return MPI_UINT16_T;
-      case ops::DType::u8: break;
-    }
-    CONVOY_FAIL("all-reduce does not support " << ops::dtype_name(t));
-  }
-
   // Returns when the data transfer started.
   double run(Job& j) {
     check_fingerprints(j);
     const double t0 = now_seconds();
-    MPI_Request req = MPI_REQUEST_NULL;
+    begin_data_phase(j);
     switch (j.kind) {
-      case Kind::all_reduce: {
-        MPI_Op op = j.dtype == ops::DType::bf16 ? bf16_sum_ : j.dtype == ops::DType::f16 ? f16_sum_ : MPI_SUM;
+      case Kind::all_reduce:
         CONVOY_CHECK(j.count <= static_cast<size_t>(INT32_MAX), "an all-reduce of " << j.count
                                                                                     << " elements is too large for MPI");
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, j.data, static_cast<int>(j.count), mpi_type(j.dtype), op, data_, &req));
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, j.data, static_cast<int>(j.count), mpi_datatype(j.dtype),
+                                mpi_sum_op(j.dtype), data_));
         break;
-      }
       case Kind::broadcast:
-        MPI_CHECK(MPI_Ibcast(j.data, static_cast<int>(j.bytes), MPI_BYTE, j.root, data_, &req));
+        MPI_CHECK(MPI_Bcast(j.data, static_cast<int>(j.bytes), MPI_BYTE, j.root, data_));
         break;
       case Kind::all_gather:
-        MPI_CHECK(MPI_Iallgather(j.send, static_cast<int>(j.bytes), MPI_BYTE, j.data, static_cast<int>(j.bytes),
-                                 MPI_BYTE, data_, &req));
+        MPI_CHECK(MPI_Allgather(j.send, static_cast<int>(j.bytes), MPI_BYTE, j.data, static_cast<int>(j.bytes), MPI_BYTE,
+                                data_));
         break;
       case Kind::barrier:
-        MPI_CHECK(MPI_Ibarrier(data_, &req));
+        MPI_CHECK(MPI_Barrier(data_));
         break;
     }
-    wait_for(req, j, "moving data");
+    end_data_phase();
     if (j.kind == Kind::all_reduce && j.op == ReduceOp::average) scale(j, 1.0 / size_);
     return t0;
   }
@@ -385,7 +457,6 @@ class MpiCommunicator final : public Communicator {
   int rank_, size_;
   CommOptions o_;
   MPI_Comm data_ = MPI_COMM_NULL, ctrl_ = MPI_COMM_NULL;
-  MPI_Op bf16_sum_ = MPI_OP_NULL, f16_sum_ = MPI_OP_NULL;
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -393,13 +464,46 @@ class MpiCommunicator final : public Communicator {
   bool stop_ = false;
   uint64_t next_seq_ = 0;
   std::atomic<int64_t> step_{-1};
-  std::string failure_;  // touched by the communication thread only
+  bool multiple_ = false;  // MPI_THREAD_MULTIPLE: the watchdog may call MPI while the comm thread is in it
+  mutable std::mutex failure_mu_;
+  std::string failure_;
+  std::thread watchdog_;
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watching_ = false;
+  double watch_start_ = 0;
+  Status watched_;
+  std::shared_ptr<MpiWork> watched_work_;
+  std::atomic<bool> abandoned_{false};
 };
 
 }  // namespace
 
 std::unique_ptr<Communicator> make_mpi_communicator(const World& world, const CommOptions& options) {
   return std::make_unique<MpiCommunicator>(world, options);
+}
+
+MPI_Datatype mpi_datatype(ops::DType t) {
+  switch (t) {
+    case ops::DType::f32: return MPI_FLOAT;
+    case ops::DType::f64: return MPI_DOUBLE;
+    case ops::DType::i64: return MPI_INT64_T;
+    case ops::DType::i32: return MPI_INT32_T;
+    case ops::DType::bf16:
+    case ops::DType::f16: return MPI_UINT16_T;
+    case ops::DType::u8: break;
+  }
+  CONVOY_FAIL("collectives do not support " << ops::dtype_name(t) << " data");
+}
+
+MPI_Op mpi_sum_op(ops::DType t) {
+  static MPI_Op bf16 = MPI_OP_NULL, f16 = MPI_OP_NULL;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    MPI_CHECK(MPI_Op_create(sum_bf16, 1, &bf16));
+    MPI_CHECK(MPI_Op_create(sum_f16, 1, &f16));
+  });
+  return t == ops::DType::bf16 ? bf16 : t == ops::DType::f16 ? f16 : MPI_SUM;
 }
 
 uint64_t fingerprint(const char* role, uint64_t id, uint64_t bytes) {

@@ -30,14 +30,15 @@ World::World() {
   int initialized = 0;
   MPI_CHECK(MPI_Initialized(&initialized));
   if (!initialized) {
-    int provided = 0;
-    MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided));
+    MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &thread_level_));
     owns_mpi_ = true;
-    CONVOY_CHECK(provided >= MPI_THREAD_SERIALIZED,
-                 "this MPI library gives thread level " << provided
-                                                        << ", below MPI_THREAD_SERIALIZED, which convoy's "
-                                                           "communication thread needs: use Open MPI 4.1 or newer");
+  } else {
+    MPI_CHECK(MPI_Query_thread(&thread_level_));
   }
+  CONVOY_CHECK(thread_level_ >= MPI_THREAD_SERIALIZED,
+               "this MPI library gives thread level " << thread_level_
+                                                      << ", below MPI_THREAD_SERIALIZED, which convoy's "
+                                                         "communication thread needs: use Open MPI 4.1 or newer");
   MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));

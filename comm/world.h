@@ -12,8 +12,9 @@ namespace convoy::comm {
 
 class World {
  public:
-  // Initializes MPI (thread level: serialized, because one communication thread makes the calls) unless
-  // something already did; finalizes it on destruction if it initialized it.
+  // Initializes MPI unless something already did (thread level MULTIPLE: one communication thread makes
+  // the collective calls while a watchdog thread may diagnose a stuck one; SERIALIZED is the minimum);
+  // finalizes it on destruction if it initialized it.
   World();
   ~World();
   World(const World&) = delete;
@@ -28,6 +29,7 @@ class World {
   int device() const { return local_rank_; }  // the GPU this rank drives, when there are GPUs
   const std::string& host() const { return host_; }
   const char* launcher() const { return launcher_; }  // "mpirun", "srun" or "none"
+  int thread_level() const { return thread_level_; }  // what MPI provides (MPI_THREAD_MULTIPLE wanted)
 
   // Leaves MPI without finalizing (after a fatal error, when peers may be gone): MPI_Abort.
   [[noreturn]] static void abort(int code);
@@ -37,6 +39,7 @@ class World {
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1, node_ = 0, nodes_ = 1;
   std::string host_;
   const char* launcher_ = "none";
+  int thread_level_ = MPI_THREAD_SINGLE;
 };
 
 // The launcher's idea of the local rank, checked against MPI's: throws naming both values on a mismatch.

@@ -235,34 +235,37 @@ std::pair<const Arena*, size_t> Graph::locate(const std::string& name) const {
 
 Tensor Graph::read(const std::string& name) const {
   auto [arena, i] = locate(name);
-  return read_entry(*arena, i);
+  return export_entry(*arena, i);
 }
 
 Tensor Graph::read_grad(const std::string& name) const {
   CONVOY_CHECK(param_layout_.contains(name), "model '" << name_ << "' has no parameter named '" << name << "'");
-  return read_entry(grads_, param_layout_.index_of(name));
+  return export_entry(grads_, param_layout_.index_of(name));
 }
 
-Tensor Graph::read_entry(const Arena& a, size_t i) const {
-  const Arena* arena = &a;
-  const ArenaEntry& e = arena->layout().entry(i);
+Tensor Graph::export_entry(const Arena& arena, size_t i) const {
+  const ArenaEntry& e = arena.layout().entry(i);
   Tensor host = Tensor::zeros_host(e.shape, e.dtype);
   Backend& be = backend();
   if (e.packing)
-    e.packing->unpack(be.context(), arena->view(i).data(), host.host<float>());
+    e.packing->unpack(be.context(), arena.view(i).data(), host.host<float>());
   else
-    be.copy(be.context(), arena->view(i).data(), be.device(), host.data(), Device{}, host.bytes());
+    be.copy(be.context(), arena.view(i).data(), be.device(), host.data(), Device{}, host.bytes());
   return host;
 }
 
 void Graph::write(const std::string& name, const Tensor& host) {
   auto [arena, i] = locate(name);
-  const ArenaEntry& e = arena->layout().entry(i);
+  import_entry(*arena, i, host);
+}
+
+void Graph::import_entry(const Arena& arena, size_t i, const Tensor& host) {
+  const ArenaEntry& e = arena.layout().entry(i);
   CONVOY_CHECK(host.shape().numel() == e.shape.numel() && host.dtype() == e.dtype,
-               "'" << name << "' is " << e.shape.str() << " " << dtype_name(e.dtype) << ", got "
+               "'" << e.name << "' is " << e.shape.str() << " " << dtype_name(e.dtype) << ", got "
                    << host.shape().str() << " " << dtype_name(host.dtype()));
   Backend& be = backend();
-  Tensor dst = arena->view(i);
+  Tensor dst = arena.view(i);
   if (e.packing)
     e.packing->pack(be.context(), host.host<float>(), dst.data());
   else

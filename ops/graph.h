@@ -90,6 +90,10 @@ class Graph {
   // A parameter or buffer by name, in its plain (PyTorch) layout, as a host tensor; and back.
   Tensor read(const std::string& name) const;
   Tensor read_grad(const std::string& name) const;  // a parameter's gradient, plain layout
+  // Entry i of any arena with this graph's parameter or buffer layout (momentum, say), to and from a
+  // host tensor in the plain layout.
+  Tensor export_entry(const Arena& arena, size_t i) const;
+  void import_entry(const Arena& arena, size_t i, const Tensor& host);
   // An activation (layer output) and its gradient, as the backend holds them.
   const Tensor& activation(size_t layer) const { return nodes_[layer].out; }
   const Tensor& activation_grad(size_t layer) const { return nodes_[layer].dout; }
@@ -114,7 +118,6 @@ class Graph {
   void plan_gradients();
   // The arena and entry index that hold a named parameter or buffer.
   std::pair<const Arena*, size_t> locate(const std::string& name) const;
-  Tensor read_entry(const Arena& arena, size_t i) const;
 
   std::string name_;
   std::vector<Node> nodes_;

@@ -10,9 +10,11 @@ namespace convoy::trainer {
 using Action = std::function<int()>;
 
 void add_models_command(CLI::App& app, Action& action);
+void add_train_commands(CLI::App& app, Action& action);  // train, eval
 void add_bench_train_command(CLI::App& bench, Action& action);
 void add_convert_command(CLI::App& app, Action& action);
 void add_inspect_command(CLI::App& app, Action& action);
 void add_bench_data_command(CLI::App& bench, Action& action);
+void add_bench_allreduce_command(CLI::App& bench, Action& action);
 
 }  // namespace convoy::trainer

@@ -13,12 +13,14 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Debug logging");
   convoy::trainer::Action action;
   convoy::trainer::add_models_command(app, action);
+  convoy::trainer::add_train_commands(app, action);
   convoy::trainer::add_convert_command(app, action);
   convoy::trainer::add_inspect_command(app, action);
-  CLI::App* bench = app.add_subcommand("bench", "Measure speed: training steps");
+  CLI::App* bench = app.add_subcommand("bench", "Measure speed: training steps, data pipeline, all-reduce");
   bench->require_subcommand(1);
   convoy::trainer::add_bench_train_command(*bench, action);
   convoy::trainer::add_bench_data_command(*bench, action);
+  convoy::trainer::add_bench_allreduce_command(*bench, action);
 
   try {
     app.parse(argc, argv);

@@ -11,6 +11,7 @@ ResNetConfig resnet_config(const std::string& name) {
   if (name == "resnet50" || name == "resnet50a" || name == "resnet50c" || name == "resnet50d") c.blocks = {3, 4, 6, 3};
   if (name == "resnet101") c.blocks = {3, 4, 23, 3};
   if (name == "resnet152") c.blocks = {3, 8, 36, 3};
+  if (name == "resnet8") c.bottleneck = false, c.cifar = true, c.blocks = {1, 1, 1};
   if (name == "resnet20") c.bottleneck = false, c.cifar = true, c.blocks = {3, 3, 3};
   c.stride_on_1x1 = name == "resnet50a";
   if (name == "resnet50c" || name == "resnet50d") c.stem = ResNetStem::deep;
@@ -31,6 +32,7 @@ const std::vector<ModelInfo>& model_infos() {
       {"resnet50d", "ResNet-50-D: ResNet-50-C plus a 2x2 average pool in each downsampling shortcut", 224, 3, 1000},
       {"resnet101", "ResNet-101 as torchvision builds it", 224, 3, 1000},
       {"resnet152", "ResNet-152 as torchvision builds it", 224, 3, 1000},
+      {"resnet8", "CIFAR-style ResNet-8 (16/32/64 channels, one 3x3 basic block per stage)", 32, 3, 10},
       {"resnet20", "CIFAR-style ResNet-20 (16/32/64 channels, 3x3 basic blocks, 1x1 projection shortcuts)", 32, 3,
        10},
   };

@@ -164,6 +164,14 @@ TEST(Models, FusionChangesNoResult) {
     for (size_t i = 0; i < ga.size(); ++i) diff += std::pow(ga[i] - gb[i], 2), norm += std::pow(ga[i], 2);
     EXPECT_LE(std::sqrt(diff), 1e-5 * std::sqrt(norm) + 1e-7) << e.name;
   }
+  // Evaluation mode (running statistics) too.
+  for (auto& gi : g) {
+    gi->set_training(false);
+    gi->forward(host_tensor(gi->input_shape(), x));
+  }
+  a = host_values(g[0]->activation(g[0]->num_layers() - 1));
+  b = host_values(g[1]->activation(g[1]->num_layers() - 1));
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5f * std::max(1.f, std::fabs(a[i])));
 }
 
 // Forward, backward and the update work together: plain SGD fits 64 fixed random samples.

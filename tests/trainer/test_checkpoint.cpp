@@ -1,0 +1,165 @@
+// Checkpoints: exact round trips, damage detection, pruning, and resumption that is bit-identical to an
+// uninterrupted run in deterministic mode.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <hdf5.h>
+
+#include "tests/trainer/fixtures.h"
+#include "trainer/checkpoint.h"
+#include "trainer/trainer.h"
+
+namespace convoy::trainer {
+namespace {
+namespace fs = std::filesystem;
+
+std::string data_dir() { return test::fashion_subset(256, 64); }
+
+Config small(const std::vector<std::string>& overrides = {}) {
+  return parse_config(test::small_config(data_dir()), "small.yaml", overrides);
+}
+
+// Every parameter, buffer and momentum value of the trainer, as raw bytes.
+std::vector<std::string> state_bytes(Trainer& t, Sgd* sgd_momentum_owner = nullptr) {
+  (void)sgd_momentum_owner;
+  std::vector<std::string> out;
+  ops::Graph& g = t.graph();
+  for (size_t i = 0; i < g.param_layout().entries().size(); ++i) {
+    ops::Tensor h = g.export_entry(g.params(), i);
+    out.emplace_back(static_cast<const char*>(h.data()), h.bytes());
+  }
+  for (size_t i = 0; i < g.buffer_layout().entries().size(); ++i) {
+    ops::Tensor h = g.export_entry(g.buffers(), i);
+    out.emplace_back(static_cast<const char*>(h.data()), h.bytes());
+  }
+  return out;
+}
+
+TEST(Checkpoint, RoundTripIsExact) {
+  std::string dir = test::temp_dir("roundtrip");
+  Config c = small({"train.epochs=1"});
+  Trainer a(c, dir + "/a");
+  ASSERT_EQ(a.train(""), 0);
+  auto files = a.checkpoints().list();
+  ASSERT_EQ(files.size(), 1u);
+  CheckpointContents cc = verify_checkpoint(files[0]);
+  EXPECT_EQ(cc.state.epoch, 1);
+  EXPECT_EQ(cc.state.step_in_epoch, 0);
+  EXPECT_EQ(cc.state.global_step, 8);  // 256 / 32
+  EXPECT_EQ(cc.model, "lenet5");
+  EXPECT_EQ(cc.config_yaml, c.to_yaml());
+
+  Trainer b(c, dir + "/b");  // fresh weights (same seed: identical init, so change them first)
+  b.graph().write("fc3.bias", ops::Tensor::zeros_host(ops::Shape{10}));
+  EXPECT_NE(state_bytes(a), state_bytes(b));
+  b.load_weights_from(files[0]);
+  EXPECT_EQ(state_bytes(a), state_bytes(b));
+}
+
+TEST(Checkpoint, DamagedAndTruncatedFilesAreRecognizedAndPassedOver) {
+  std::string dir = test::temp_dir("damage");
+  Config c = small({"train.epochs=2"});
+  Trainer t(c, dir);
+  ASSERT_EQ(t.train(""), 0);
+  auto files = t.checkpoints().list();  // newest first: after epoch 2, after epoch 1
+  ASSERT_EQ(files.size(), 2u);
+
+  // Flip one byte inside the data of /params/fc1.weight.
+  haddr_t offset;
+  {
+    hid_t f = H5Fopen(files[0].c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "params/fc1.weight", H5P_DEFAULT);
+    offset = H5Dget_offset(d);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  ASSERT_NE(offset, HADDR_UNDEF);
+  {
+    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset + 1001));
+    char ch;
+    f.read(&ch, 1);
+    ch = static_cast<char>(ch ^ 0x5a);
+    f.seekp(static_cast<std::streamoff>(offset + 1001));
+    f.write(&ch, 1);
+  }
+  try {
+    verify_checkpoint(files[0]);
+    FAIL() << "a flipped byte went unnoticed";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find(files[0]), std::string::npos) << e.message();
+  }
+  std::vector<std::string> warnings;
+  auto chosen = t.checkpoints().newest_valid([&](const std::string& w) { warnings.push_back(w); });
+  ASSERT_TRUE(chosen);
+  EXPECT_EQ(*chosen, files[1]);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("passing over damaged checkpoint " + files[0]), std::string::npos) << warnings[0];
+
+  // Truncate the older one too: nothing valid is left.
+  fs::resize_file(files[1], fs::file_size(files[1]) / 3);
+  EXPECT_THROW(verify_checkpoint(files[1]), Error);
+  EXPECT_FALSE(t.checkpoints().newest_valid([](const std::string&) {}));
+}
+
+TEST(Checkpoint, OnlyTheNewestKAreKept) {
+  std::string dir = test::temp_dir("keep");
+  Config c = small({"train.epochs=3", "checkpoint.keep=2"});
+  Trainer t(c, dir);
+  ASSERT_EQ(t.train(""), 0);
+  auto files = t.checkpoints().list();
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_NE(files[0].find("checkpoint-0000000024.h5"), std::string::npos) << files[0];
+  EXPECT_NE(files[1].find("checkpoint-0000000016.h5"), std::string::npos) << files[1];
+  for (const auto& de : fs::directory_iterator(dir + "/checkpoints"))
+    EXPECT_FALSE(de.path().string().ends_with(".tmp")) << "a temporary file was left: " << de.path();
+}
+
+// Deterministic mode (one thread): two epochs straight equal one epoch and a bit, a stop, a resume from
+// the checkpoint in a new Trainer, and the rest — bit for bit.
+TEST(Checkpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
+  std::string dir = test::temp_dir("resume");
+  Config c = small({"train.epochs=2", "train.deterministic=true", "model.name=resnet8"});
+  std::vector<std::string> straight;
+  {
+    Trainer t(c, dir + "/straight");
+    ASSERT_EQ(t.train(""), 0);
+    straight = state_bytes(t);
+  }
+  for (int64_t stop : {8, 11}) {  // at the epoch boundary, and mid-epoch
+    std::string run = dir + "/stopped-at-" + std::to_string(stop);
+    {
+      Trainer t(c, run);
+      t.set_stop_at_step(stop);
+      ASSERT_EQ(t.train(""), kExitPreempted);
+    }
+    Trainer t(c, run);
+    ASSERT_EQ(t.train("auto"), 0);
+    EXPECT_TRUE(state_bytes(t) == straight) << "resuming at step " << stop << " changed the result";
+  }
+}
+
+TEST(Checkpoint, InitFromLoadsTorchvisionNamedWeights) {
+  std::string dir = test::temp_dir("init-from");
+  Config c = small({"train.epochs=1"});
+  Trainer a(c, dir + "/a");
+  ASSERT_EQ(a.train(""), 0);
+  std::string file = a.checkpoints().list().at(0);
+  Trainer b(parse_config(test::small_config(data_dir()), "small.yaml", {"model.init_from=" + file}), dir + "/b");
+  EXPECT_EQ(state_bytes(a), state_bytes(b));
+  // A model whose shapes differ is refused with the name of the first mismatch.
+  try {
+    Trainer bad(parse_config(test::small_config(data_dir()), "small.yaml",
+                             {"model.init_from=" + file, "model.num_classes=12"}),
+                dir + "/bad");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("fc3.weight has shape (10, 84) but the model's is (12, 84)"), std::string::npos)
+        << e.message();
+  }
+}
+
+}  // namespace
+}  // namespace convoy::trainer

@@ -1,0 +1,129 @@
+// The convoy binary the way a user types it: train one epoch, evaluate, resume; a preemption signal;
+// config errors before any training.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/trainer/fixtures.h"
+#include "trainer/checkpoint.h"
+#include "trainer/trainer.h"
+
+namespace convoy::test {
+namespace {
+namespace fs = std::filesystem;
+
+struct CmdResult {
+  int code;
+  std::string output;
+};
+
+CmdResult run(const std::string& args) {
+  std::string cmd = std::string(CONVOY_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string write_config(const std::string& dir, const std::string& yaml) {
+  std::string path = dir + "/exp.yaml";
+  std::ofstream(path) << yaml;
+  return path;
+}
+
+// Lines containing needle; a needle starting with two spaces must match the start of the line.
+int count_lines(const std::string& path, const std::string& needle) {
+  std::ifstream in(path);
+  int n = 0;
+  for (std::string line; std::getline(in, line);)
+    n += needle.starts_with("  ") ? line.starts_with(needle) : line.find(needle) != std::string::npos;
+  return n;
+}
+
+TEST(Cli, TrainEvaluateResume) {
+  std::string dir = temp_dir("cli");
+  std::string data = fashion_subset(512, 128);
+  std::string cfg = write_config(dir, small_config(data));
+  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("test accuracy: top-1"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir + "/run/config.yaml"));
+  EXPECT_EQ(count_lines(dir + "/run/metrics.jsonl", "\"type\":\"epoch\""), 1);
+  EXPECT_GE(count_lines(dir + "/run/metrics.jsonl", "\"type\":\"step\""), 3);  // 16 steps, interval 5
+  EXPECT_EQ(count_lines(dir + "/run/config.yaml", "  epochs: 1"), 1);  // the --set override, resolved
+
+  auto ckpts = trainer::CheckpointStore(dir + "/run/checkpoints", 5).list();
+  ASSERT_EQ(ckpts.size(), 1u);
+  CmdResult e = run("eval --config " + cfg + " --checkpoint " + ckpts[0]);
+  ASSERT_EQ(e.code, 0) << e.output;
+  EXPECT_NE(e.output.find("top-1"), std::string::npos) << e.output;
+  EXPECT_NE(e.output.find("on 128 images"), std::string::npos) << e.output;
+
+  // Resuming with two epochs configured continues at epoch 2 and trains only it.
+  CmdResult c = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=2 --resume auto");
+  ASSERT_EQ(c.code, 0) << c.output;
+  EXPECT_NE(c.output.find("resumed from"), std::string::npos) << c.output;
+  EXPECT_EQ(c.output.find("epoch 1 step"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("epoch 2 step 16/16"), std::string::npos) << c.output;
+  EXPECT_EQ(count_lines(dir + "/run/metrics.jsonl", "\"type\":\"epoch\""), 2);
+}
+
+TEST(Cli, SigtermCheckpointsAndExitsWithTheDocumentedCode) {
+  std::string dir = temp_dir("sigterm");
+  std::string data = fashion_subset(2048, 64);
+  std::string cfg = write_config(dir, small_config(data));
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string out = dir + "/run";
+    execl(CONVOY_BINARY, CONVOY_BINARY, "train", "--config", cfg.c_str(), "--out", out.c_str(), "--set",
+          "train.epochs=50", "--set", "log.interval=1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for training to be under way, then preempt it.
+  const std::string metrics = dir + "/run/metrics.jsonl";
+  for (int i = 0; i < 600 && count_lines(metrics, "\"type\":\"step\"") < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(count_lines(metrics, "\"type\":\"step\""), 3) << "training never started";
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), trainer::kExitPreempted);
+  auto ckpts = trainer::CheckpointStore(dir + "/run/checkpoints", 5).list();
+  ASSERT_EQ(ckpts.size(), 1u);
+  trainer::CheckpointContents c = trainer::verify_checkpoint(ckpts[0]);
+  EXPECT_GT(c.state.global_step, 0);
+  EXPECT_EQ(c.state.epoch, 0);  // mid-epoch: 64 steps per epoch
+  // The checkpoint resumes: one more epoch to finish from where it stopped.
+  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=1 --resume auto");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from " + ckpts[0]), std::string::npos) << r.output;
+}
+
+TEST(Cli, ConfigErrorsStopBeforeTraining) {
+  std::string dir = temp_dir("cli-errors");
+  std::string data = fashion_subset(512, 128);
+  std::string cfg = write_config(dir, small_config(data) + "extra:\n  key: 1\n");
+  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("unknown key 'extra'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(cfg), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/run/metrics.jsonl"));
+  cfg = write_config(dir, small_config(data));
+  r = run("train --config " + cfg + " --out " + dir + "/run --set train.base_lr=-1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("train.base_lr must be positive, got -1"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace convoy::test

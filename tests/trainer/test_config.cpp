@@ -1,0 +1,127 @@
+// Config parsing and validation: every error names the key and the file before any training starts.
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "tests/trainer/fixtures.h"
+#include "trainer/config.h"
+
+namespace convoy::trainer {
+namespace {
+
+std::string data_dir() { return test::fashion_subset(64, 32); }
+
+// The error message of parsing `yaml` (with overrides), or "" if it parsed.
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(yaml, "exp.yaml", overrides);
+    return "";
+  } catch (const Error& e) {
+    return e.message();
+  }
+}
+
+std::string valid_yaml() { return "model:\n  name: resnet18\ndata:\n  dir: " + data_dir() + "\ntrain:\n  epochs: 3\n"; }
+
+TEST(Config, DefaultsFillWhatTheFileLeavesOut) {
+  Config c = parse_config(valid_yaml(), "exp.yaml");
+  EXPECT_EQ(c.model.name, "resnet18");
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.train.batch_size, 256);
+  EXPECT_DOUBLE_EQ(c.train.base_lr, 0.1);
+  EXPECT_EQ(c.train.schedule, "step");
+  EXPECT_DOUBLE_EQ(c.train.momentum, 0.9);
+  EXPECT_EQ(c.checkpoint.keep, 3);
+}
+
+TEST(Config, ResolvedYamlParsesBackToTheSameConfig) {
+  Config c = parse_config(valid_yaml(), "exp.yaml", {"train.base_lr=0.25", "train.milestones=[1, 2]"});
+  Config d = parse_config(c.to_yaml(), "resolved.yaml");
+  EXPECT_EQ(c.to_yaml(), d.to_yaml());
+  EXPECT_EQ(c.hash(), d.hash());
+  EXPECT_DOUBLE_EQ(d.train.base_lr, 0.25);
+  EXPECT_EQ(d.train.milestones, (std::vector<double>{1, 2}));
+  EXPECT_NE(c.hash(), parse_config(valid_yaml(), "exp.yaml").hash());
+}
+
+TEST(Config, UnknownKeysAreNamedWithFileAndLine) {
+  std::string e = error_of(valid_yaml() + "  learning_rate: 0.1\n");
+  EXPECT_NE(e.find("exp.yaml:7"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key 'train.learning_rate'"), std::string::npos) << e;
+  e = error_of(valid_yaml() + "optimizer:\n  lr: 1\n");
+  EXPECT_NE(e.find("unknown key 'optimizer'"), std::string::npos) << e;
+}
+
+TEST(Config, WrongTypesAreNamed) {
+  std::string e = error_of(valid_yaml() + "  batch_size: lots\n");
+  EXPECT_NE(e.find("train.batch_size must be an integer, got 'lots'"), std::string::npos) << e;
+  e = error_of(valid_yaml() + "  nesterov: maybe\n");
+  EXPECT_NE(e.find("train.nesterov must be true or false"), std::string::npos) << e;
+  e = error_of("model: resnet18\n");
+  EXPECT_NE(e.find("model must be a mapping"), std::string::npos) << e;
+}
+
+TEST(Config, OutOfRangeValuesAreNamed) {
+  struct Case {
+    std::string override_, expect;
+  };
+  for (const Case& c : {Case{"train.base_lr=-0.1", "train.base_lr must be positive, got -0.1"},
+                        Case{"train.momentum=1.5", "train.momentum must be in [0, 1)"},
+                        Case{"train.schedule=linear", "train.schedule must be step or cosine"},
+                        Case{"train.warmup_epochs=9", "train.warmup_epochs must be in [0, train.epochs]"},
+                        Case{"train.milestones=[2, 1]", "train.milestones must increase"},
+                        Case{"train.label_smoothing=1", "train.label_smoothing must be in [0, 1)"},
+                        Case{"train.precision=fp8", "train.precision must be fp32, bf16 or fp16"},
+                        Case{"train.mixup_alpha=0.2", "mixup is not implemented"},
+                        Case{"data.prefetch=1", "data.prefetch must be at least 2"},
+                        Case{"checkpoint.keep=0", "checkpoint.keep must be at least 1"}}) {
+    std::string e = error_of(valid_yaml(), {c.override_});
+    EXPECT_NE(e.find(c.expect), std::string::npos) << c.override_ << " gave: " << e;
+    EXPECT_NE(e.find("exp.yaml"), std::string::npos) << e;
+  }
+}
+
+TEST(Config, UnknownModelListsTheZoo) {
+  std::string e = error_of(valid_yaml(), {"model.name=resnet51"});
+  EXPECT_NE(e.find("model.name: unknown model 'resnet51'"), std::string::npos) << e;
+  EXPECT_NE(e.find("resnet50d"), std::string::npos) << e;
+}
+
+TEST(Config, MissingDataDirectoryIsNamed) {
+  std::string e = error_of(valid_yaml(), {"data.dir=/no/such/folder"});
+  EXPECT_NE(e.find("data.dir must be an existing folder"), std::string::npos) << e;
+  EXPECT_NE(e.find("/no/such/folder"), std::string::npos) << e;
+  e = error_of(valid_yaml(), {"data.dir=" + test::temp_dir("empty-data")});
+  EXPECT_NE(e.find("must hold an index.json"), std::string::npos) << e;
+}
+
+TEST(Config, OverridesMustNameKnownKeys) {
+  std::string e = error_of(valid_yaml(), {"train.lr=0.1"});
+  EXPECT_NE(e.find("--set train.lr: there is no key 'train.lr'"), std::string::npos) << e;
+  e = error_of(valid_yaml(), {"train.base_lr"});
+  EXPECT_NE(e.find("expected key=value"), std::string::npos) << e;
+}
+
+TEST(Config, BatchMustSplitOverTheRanks) {
+  Config c = parse_config(valid_yaml(), "exp.yaml", {"train.batch_size=100"});
+  c.validate_for_world(4);
+  try {
+    c.validate_for_world(3);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("train.batch_size 100 does not split evenly over 3 ranks"), std::string::npos)
+        << e.message();
+  }
+}
+
+TEST(Config, ShippedConfigsParse) {
+  // The ImageNet configs need their data folder; point it at the subset to check everything else.
+  for (const char* name : {"fashion_mnist_quickstart", "fashion_mnist_tricks", "imagenet_resnet50_baseline",
+                           "imagenet_resnet50d_tricks"}) {
+    std::string path = std::string(CONVOY_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    Config c = load_config(path, {"data.dir=" + data_dir()});
+    EXPECT_FALSE(c.model.name.empty()) << name;
+  }
+}
+
+}  // namespace
+}  // namespace convoy::trainer

@@ -1,0 +1,102 @@
+// Interop with PyTorch: torchvision's own ResNet-18 weights, moved with tools/torchvision_to_h5.py, give
+// the same outputs in convoy as in PyTorch for the same input (this checks layouts, names, batch norm
+// in evaluation mode, and the NHWC/NCHW bookkeeping end to end); and a convoy checkpoint goes back to a
+// state_dict that loads strictly into torchvision.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "datasets/h5.h"
+#include "ops/models/zoo.h"
+#include "tests/trainer/fixtures.h"
+#include "trainer/checkpoint.h"
+#include "trainer/trainer.h"
+
+namespace convoy::test {
+namespace {
+
+int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
+
+std::vector<float> read_floats(const std::string& file, const std::string& name, std::vector<hsize_t>& dims) {
+  auto f = datasets::h5::open_file_readonly(file);
+  dims = datasets::h5::dataset_dims(f.get(), name, file);
+  size_t n = 1;
+  for (hsize_t d : dims) n *= d;
+  std::vector<float> v(n);
+  datasets::h5::read_dataset(f.get(), name, H5T_NATIVE_FLOAT, v.data(), file);
+  return v;
+}
+
+TEST(Interop, TorchvisionResNet18GivesTheSameLogitsInConvoy) {
+  const std::string dir = temp_dir("interop"), src = CONVOY_SOURCE_DIR;
+  const std::string weights = dir + "/resnet18.h5", io = dir + "/io.h5";
+  ASSERT_EQ(0, sh("/usr/bin/python3 " + src + "/tools/torchvision_to_h5.py resnet18 --num-classes 10 --out " +
+                  weights + " > /dev/null"));
+  // The same weights, an input batch, and torchvision's logits in evaluation mode (after a few training
+  // forwards, so the BN running statistics are not the trivial 0 / 1).
+  std::ofstream(dir + "/ref.py") << R"(
+import sys, h5py, numpy as np, torch, torchvision
+torch.manual_seed(0)
+m = torchvision.models.resnet18(num_classes=10)
+with h5py.File(sys.argv[1]) as f:
+    state = {k: torch.as_tensor(np.asarray(v[()])) for g in ("params", "buffers") for k, v in f[g].items()}
+m.load_state_dict(state)
+m.train()
+with torch.no_grad():
+    for _ in range(3):
+        m(torch.randn(8, 3, 64, 64) * 2 + 0.5)
+m.eval()
+x = torch.randn(4, 3, 64, 64)
+with torch.no_grad():
+    y = m(x)
+with h5py.File(sys.argv[2], "w") as f:
+    f["x_nchw"] = x.numpy()
+    f["logits"] = y.numpy()
+with h5py.File(sys.argv[1], "a") as f:  # the updated running statistics
+    for k, v in m.state_dict().items():
+        if "running" in k:
+            f["buffers/" + k][...] = v.numpy()
+)";
+  ASSERT_EQ(0, sh("/usr/bin/python3 " + dir + "/ref.py " + weights + " " + io));
+
+  auto backend = ops::make_cpu_backend(2);
+  auto g = ops::make_model("resnet18", {10, 3, false});
+  g->setup(backend.get(), ops::Shape{4, 64, 64, 3});
+  g->init_params(1);
+  trainer::load_weights(weights, *g);
+  g->set_training(false);
+  std::vector<hsize_t> xd, yd;
+  std::vector<float> x_nchw = read_floats(io, "x_nchw", xd), want = read_floats(io, "logits", yd);
+  ops::Tensor x = ops::Tensor::zeros_host(g->input_shape());
+  for (int n = 0; n < 4; ++n)
+    for (int c = 0; c < 3; ++c)
+      for (int h = 0; h < 64; ++h)
+        for (int w = 0; w < 64; ++w)
+          x.host<float>()[((n * 64 + h) * 64 + w) * 3 + c] = x_nchw[((n * 3 + c) * 64 + h) * 64 + w];
+  const ops::Tensor& y = g->forward(x);
+  ASSERT_EQ(static_cast<size_t>(y.numel()), want.size());
+  double max_diff = 0, scale = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    max_diff = std::max(max_diff, static_cast<double>(std::fabs(y.host<float>()[i] - want[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(want[i])));
+  }
+  EXPECT_LT(max_diff, 1e-4 * std::max(1.0, scale)) << "largest logit " << scale;
+}
+
+TEST(Interop, ConvoyCheckpointLoadsStrictlyIntoTorchvision) {
+  const std::string dir = temp_dir("interop-back"), src = CONVOY_SOURCE_DIR;
+  trainer::Config c = trainer::parse_config(small_config(fashion_subset(256, 64)), "small.yaml",
+                                            {"model.name=resnet18", "train.epochs=1", "train.batch_size=64"});
+  trainer::Trainer t(c, dir);
+  ASSERT_EQ(t.train(""), 0);
+  const std::string ckpt = t.checkpoints().list().at(0);
+  ASSERT_EQ(0, sh("/usr/bin/python3 " + src + "/tools/h5_to_torchvision.py " + ckpt +
+                  " --model resnet18 --num-classes 10 --out " + dir + "/r18.pth > /dev/null"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/r18.pth"));
+}
+
+}  // namespace
+}  // namespace convoy::test

@@ -1,0 +1,40 @@
+#!/usr/bin/python3
+"""Write a torchvision model's weights (or a saved state_dict) into an HDF5 file convoy can load with
+`model.init_from: FILE`: parameters under /params, buffers (BN running statistics) under /buffers, each
+dataset named as PyTorch names it ("layer1.0.conv1.weight"), in PyTorch's layout (OIHW).
+
+  /usr/bin/python3 tools/torchvision_to_h5.py resnet50 --out resnet50.h5 [--weights DEFAULT|FILE.pth]
+  /usr/bin/python3 tools/torchvision_to_h5.py resnet18 --out r18.h5 --num-classes 10
+
+Needs python3-torch, python3-torchvision and python3-h5py (Debian); run it with /usr/bin/python3.
+"""
+import argparse
+
+import h5py
+import torch
+import torchvision
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="torchvision model name, e.g. resnet50")
+    p.add_argument("--out", required=True, help="HDF5 file to write")
+    p.add_argument("--weights", default=None,
+                   help="a saved state_dict (.pth) to load; default: torchvision's fresh initialization")
+    p.add_argument("--num-classes", type=int, default=1000)
+    a = p.parse_args()
+    model = getattr(torchvision.models, a.model)(num_classes=a.num_classes)
+    if a.weights:
+        model.load_state_dict(torch.load(a.weights, map_location="cpu"))
+    params = {name for name, _ in model.named_parameters()}
+    with h5py.File(a.out, "w") as f:
+        for name, t in model.state_dict().items():
+            group = "params" if name in params else "buffers"
+            data = t.detach().cpu().numpy()
+            f.create_dataset(f"{group}/{name}", data=data)
+        f.attrs["source"] = f"torchvision {torchvision.__version__} {a.model}"
+    print(f"wrote {len(model.state_dict())} tensors of {a.model} to {a.out}")
+
+
+if __name__ == "__main__":
+    main()

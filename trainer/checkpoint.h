@@ -1,0 +1,62 @@
+// Checkpoints: one HDF5 file per save, written by rank 0 to a temporary file, fsynced and renamed, so a
+// crash never leaves a half-written checkpoint under a final name.
+//
+//   /params/<name>    fp32, PyTorch layout (OIHW), torchvision names ("layer1.0.conv1.weight")
+//   /buffers/<name>   BN running_mean / running_var (fp32), num_batches_tracked (int64)
+//   /momentum/<name>  SGD momentum, laid out like /params
+//   root attributes   format = "convoy-checkpoint", version, model, epoch, step_in_epoch, global_step,
+//                     graph_step, seed, loss_scale, loss_scale_good_steps, config (YAML), sha256
+// sha256 covers the name and bytes of every dataset in that order, so a damaged file is recognized.
+// The /params + /buffers part is also the interop format with PyTorch (tools/torchvision_to_h5.py).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ops/graph.h"
+
+namespace convoy::trainer {
+
+struct TrainingState {
+  int64_t epoch = 0;          // the epoch in progress
+  int64_t step_in_epoch = 0;  // its batches already trained
+  int64_t global_step = 0;    // optimizer steps since the start
+  uint64_t graph_step = 0;    // the graph's training forward count (dropout masks)
+  uint64_t seed = 0;
+  double loss_scale = 1.0;
+  int64_t loss_scale_good_steps = 0;
+};
+
+struct CheckpointContents {
+  TrainingState state;
+  std::string config_yaml, model, path;
+};
+
+class CheckpointStore {
+ public:
+  // Checkpoints live in `dir` as checkpoint-<global step>.h5; the newest `keep` are kept.
+  CheckpointStore(std::string dir, int keep);
+  const std::string& dir() const { return dir_; }
+  // Writes atomically, then removes all but the newest `keep`; returns the path.
+  std::string save(const ops::Graph& graph, const ops::Arena& momentum, const TrainingState& state,
+                   const std::string& config_yaml) const;
+  // Checkpoint files, newest first.
+  std::vector<std::string> list() const;
+  // The newest checkpoint that verifies; damaged ones are reported through `warn` and passed over.
+  std::optional<std::string> newest_valid(const std::function<void(const std::string&)>& warn) const;
+
+ private:
+  std::string dir_;
+  int keep_;
+};
+
+// Reads the whole file and checks its checksum; throws convoy::Error naming the file and the problem.
+CheckpointContents verify_checkpoint(const std::string& path);
+// Verifies, then loads parameters, buffers and (if given) momentum into the graph's arenas.
+CheckpointContents load_checkpoint(const std::string& path, ops::Graph& graph, const ops::Arena* momentum);
+// Loads /params and /buffers by torchvision name (a checkpoint or a file from tools/torchvision_to_h5.py);
+// every parameter and buffer of the model must be there with its shape.
+void load_weights(const std::string& path, ops::Graph& graph);
+
+}  // namespace convoy::trainer

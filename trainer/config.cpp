@@ -1,0 +1,385 @@
+#include "trainer/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "ops/models/zoo.h"
+
+namespace convoy::trainer {
+namespace {
+
+// Walks one YAML mapping section, reading known keys into fields and remembering them, so that
+// every key left over can be reported as unknown.
+class Section {
+ public:
+  Section(const YAML::Node& node, std::string path, const std::string& source, const std::set<std::string>& overridden)
+      : node_(node), path_(std::move(path)), source_(source), overridden_(overridden) {
+    if (node_ && !node_.IsNull() && !node_.IsMap())
+      fail(node_, path_ + " must be a mapping of keys to values");
+  }
+
+  template <typename T>
+  void read(const std::string& key, T& field) {
+    seen_.insert(key);
+    if (!node_ || !node_.IsMap()) return;
+    YAML::Node v = node_[key];
+    if (!v || v.IsNull()) return;
+    try {
+      field = v.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(v, where(key) + " must be " + type_name<T>() + ", got '" + describe(v) + "'");
+    }
+  }
+
+  Section section(const std::string& key) {
+    seen_.insert(key);
+    return Section(node_ && node_.IsMap() ? node_[key] : YAML::Node(), where(key), source_, overridden_);
+  }
+
+  void reject_unknown() const {
+    if (!node_ || !node_.IsMap()) return;
+    std::string known;
+    for (const auto& k : seen_) known += (known.empty() ? "" : ", ") + k;
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+      std::string key = it->first.as<std::string>();
+      if (seen_.count(key)) continue;
+      std::string full = where(key);
+      if (overridden_.count(full))
+        CONVOY_FAIL("--set " << full << ": there is no key '" << full << "' (keys of " << path_ << ": " << known << ")");
+      fail(it->first, "unknown key '" + full + "' (keys of " + path_ + ": " + known + ")");
+    }
+  }
+
+  std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const {
+    std::string loc = source_;
+    if (at.Mark().line >= 0) loc += ":" + std::to_string(at.Mark().line + 1);
+    CONVOY_FAIL(loc << ": " << what);
+  }
+
+ private:
+  template <typename T>
+  static std::string type_name() {
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else if constexpr (std::is_floating_point_v<T>) return "a number";
+    else if constexpr (std::is_same_v<T, std::string>) return "a string";
+    else return "a list of numbers";
+  }
+  static std::string describe(const YAML::Node& v) {
+    if (v.IsScalar()) return v.Scalar();
+    std::ostringstream os;
+    os << v;
+    return os.str();
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  const std::string& source_;
+  const std::set<std::string>& overridden_;
+  std::set<std::string> seen_;
+};
+
+// Applies "a.b.c=value" to the tree; the value is parsed as YAML (numbers, booleans, lists).
+void apply_override(YAML::Node& root, const std::string& assignment, std::set<std::string>& overridden) {
+  auto eq = assignment.find('=');
+  CONVOY_CHECK(eq != std::string::npos && eq > 0,
+               "--set " << assignment << ": expected key=value, for example --set train.base_lr=0.2");
+  std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) {
+    CONVOY_CHECK(!p.empty(), "--set " << assignment << ": the key has an empty part");
+    parts.push_back(p);
+  }
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    CONVOY_FAIL("--set " << assignment << ": the value is not valid YAML (" << e.msg << ")");
+  }
+  // yaml-cpp nodes are handles: walk down by reassigning a handle, creating maps on the way.
+  std::function<void(YAML::Node, size_t)> set = [&](YAML::Node node, size_t i) {
+    if (i + 1 == parts.size()) {
+      node[parts[i]] = parsed;
+      return;
+    }
+    if (!node[parts[i]] || !node[parts[i]].IsMap()) node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    set(node[parts[i]], i + 1);
+  };
+  set(root, 0);
+  overridden.insert(key);
+}
+
+template <typename T>
+void check_range(bool ok, const Config& c, const std::string& key, const T& value, const std::string& rule) {
+  if (!ok) CONVOY_FAIL(c.source << ": " << key << " " << rule << ", got " << value);
+}
+
+void validate(const Config& c) {
+  // model
+  try {
+    ops::model_info(c.model.name);
+  } catch (const Error& e) {
+    CONVOY_FAIL(c.source << ": model.name: " << e.message());
+  }
+  check_range(c.model.num_classes >= 0, c, "model.num_classes", c.model.num_classes, "must not be negative");
+  check_range(c.model.in_channels >= 0, c, "model.in_channels", c.model.in_channels, "must not be negative");
+  if (!c.model.init_from.empty())
+    check_range(std::filesystem::is_regular_file(c.model.init_from), c, "model.init_from", c.model.init_from,
+                "must name an existing HDF5 file");
+  // data
+  check_range(!c.data.dir.empty(), c, "data.dir", "''", "must name the folder of converted shards");
+  check_range(std::filesystem::is_directory(c.data.dir), c, "data.dir", "'" + c.data.dir + "'",
+              "must be an existing folder of converted shards (convoy convert ...)");
+  check_range(std::filesystem::is_regular_file(std::filesystem::path(c.data.dir) / "index.json"), c, "data.dir",
+              "'" + c.data.dir + "'", "must hold an index.json (convert the data with convoy convert first)");
+  check_range(c.data.image_size > 0, c, "data.image_size", c.data.image_size, "must be positive");
+  check_range(c.data.eval_resize >= c.data.image_size, c, "data.eval_resize", c.data.eval_resize,
+              "must be at least data.image_size");
+  check_range(c.data.threads >= 0, c, "data.threads", c.data.threads, "must not be negative");
+  check_range(c.data.prefetch >= 2, c, "data.prefetch", c.data.prefetch, "must be at least 2");
+  check_range(c.data.shuffle_window >= 0, c, "data.shuffle_window", c.data.shuffle_window, "must not be negative");
+  check_range(c.data.flip >= 0 && c.data.flip <= 1, c, "data.flip", c.data.flip, "must be a probability in [0, 1]");
+  check_range(c.data.raw_pad >= 0, c, "data.raw_pad", c.data.raw_pad, "must not be negative");
+  check_range(c.data.jitter >= 0 && c.data.jitter < 1, c, "data.jitter", c.data.jitter, "must be in [0, 1)");
+  check_range(c.data.lighting >= 0, c, "data.lighting", c.data.lighting, "must not be negative");
+  // train
+  const TrainConfig& t = c.train;
+  check_range(t.epochs > 0, c, "train.epochs", t.epochs, "must be positive");
+  check_range(t.batch_size > 0, c, "train.batch_size", t.batch_size, "must be positive");
+  check_range(t.base_lr > 0, c, "train.base_lr", t.base_lr, "must be positive");
+  check_range(t.lr_reference_batch > 0, c, "train.lr_reference_batch", t.lr_reference_batch, "must be positive");
+  check_range(t.warmup_epochs >= 0 && t.warmup_epochs <= static_cast<double>(t.epochs), c, "train.warmup_epochs",
+              t.warmup_epochs, "must be in [0, train.epochs]");
+  check_range(t.schedule == "step" || t.schedule == "cosine", c, "train.schedule", "'" + t.schedule + "'",
+              "must be step or cosine");
+  // Milestones past the last epoch are never reached (as in PyTorch's MultiStepLR), so the defaults
+  // (30, 60, 80 of 90) stay valid for shorter runs.
+  for (size_t i = 0; t.schedule == "step" && i < t.milestones.size(); ++i) {
+    check_range(t.milestones[i] > 0, c, "train.milestones", t.milestones[i], "must be positive");
+    if (i) check_range(t.milestones[i] > t.milestones[i - 1], c, "train.milestones", t.milestones[i],
+                       "must increase");
+  }
+  check_range(t.lr_decay > 0 && t.lr_decay <= 1, c, "train.lr_decay", t.lr_decay, "must be in (0, 1]");
+  check_range(t.momentum >= 0 && t.momentum < 1, c, "train.momentum", t.momentum, "must be in [0, 1)");
+  check_range(t.weight_decay >= 0, c, "train.weight_decay", t.weight_decay, "must not be negative");
+  check_range(t.label_smoothing >= 0 && t.label_smoothing < 1, c, "train.label_smoothing", t.label_smoothing,
+              "must be in [0, 1)");
+  check_range(t.mixup_alpha == 0, c, "train.mixup_alpha", t.mixup_alpha,
+              "must be 0: mixup is not implemented in this version (the field is reserved for it)");
+  check_range(t.teacher.empty(), c, "train.teacher", "'" + t.teacher + "'",
+              "must be empty: distillation is not implemented in this version (the field is reserved for it)");
+  check_range(t.distill_temperature > 0, c, "train.distill_temperature", t.distill_temperature, "must be positive");
+  check_range(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", c, "train.precision",
+              "'" + t.precision + "'", "must be fp32, bf16 or fp16");
+  check_range(t.threads >= 0, c, "train.threads", t.threads, "must not be negative");
+  // eval, checkpoint, log
+  check_range(c.eval.every_epochs >= 0, c, "eval.every_epochs", c.eval.every_epochs, "must not be negative");
+  check_range(c.checkpoint.every_epochs >= 0, c, "checkpoint.every_epochs", c.checkpoint.every_epochs,
+              "must not be negative");
+  check_range(c.checkpoint.keep >= 1, c, "checkpoint.keep", c.checkpoint.keep, "must be at least 1");
+  check_range(c.comm.timeout_s > 0, c, "comm.timeout_s", c.comm.timeout_s, "must be positive");
+  check_range(c.comm.bucket_mb > 0, c, "comm.bucket_mb", c.comm.bucket_mb, "must be positive");
+  check_range(c.comm.first_bucket_mb > 0, c, "comm.first_bucket_mb", c.comm.first_bucket_mb, "must be positive");
+  check_range(c.comm.wire == "f32" || c.comm.wire == "bf16" || c.comm.wire == "f16", c, "comm.wire",
+              "'" + c.comm.wire + "'", "must be f32, bf16 or f16");
+  check_range(c.log.interval > 0, c, "log.interval", c.log.interval, "must be positive");
+}
+
+}  // namespace
+
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    CONVOY_FAIL(source << ":" << e.mark.line + 1 << ": not valid YAML: " << e.msg);
+  }
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  CONVOY_CHECK(root.IsMap(), source << ": the config must be a mapping with sections model, data, train, ...");
+  std::set<std::string> overridden;
+  for (const auto& o : overrides) apply_override(root, o, overridden);
+
+  Config c;
+  c.source = source;
+  Section top(root, "", source, overridden);
+  {
+    Section s = top.section("model");
+    s.read("name", c.model.name);
+    s.read("num_classes", c.model.num_classes);
+    s.read("in_channels", c.model.in_channels);
+    s.read("zero_gamma", c.model.zero_gamma);
+    s.read("init_from", c.model.init_from);
+    s.reject_unknown();
+  }
+  {
+    Section s = top.section("data");
+    DataConfig& d = c.data;
+    s.read("dir", d.dir);
+    s.read("train_split", d.train_split);
+    s.read("val_split", d.val_split);
+    s.read("image_size", d.image_size);
+    s.read("eval_resize", d.eval_resize);
+    s.read("threads", d.threads);
+    s.read("prefetch", d.prefetch);
+    s.read("shuffle_window", d.shuffle_window);
+    s.read("flip", d.flip);
+    s.read("raw_pad", d.raw_pad);
+    s.read("jitter", d.jitter);
+    s.read("lighting", d.lighting);
+    s.read("drop_last", d.drop_last);
+    s.reject_unknown();
+  }
+  {
+    Section s = top.section("train");
+    TrainConfig& t = c.train;
+    s.read("epochs", t.epochs);
+    s.read("batch_size", t.batch_size);
+    s.read("base_lr", t.base_lr);
+    s.read("lr_reference_batch", t.lr_reference_batch);
+    s.read("warmup_epochs", t.warmup_epochs);
+    s.read("schedule", t.schedule);
+    s.read("milestones", t.milestones);
+    s.read("lr_decay", t.lr_decay);
+    s.read("momentum", t.momentum);
+    s.read("nesterov", t.nesterov);
+    s.read("weight_decay", t.weight_decay);
+    s.read("no_bias_decay", t.no_bias_decay);
+    s.read("label_smoothing", t.label_smoothing);
+    s.read("mixup_alpha", t.mixup_alpha);
+    s.read("teacher", t.teacher);
+    s.read("distill_temperature", t.distill_temperature);
+    s.read("precision", t.precision);
+    s.read("deterministic", t.deterministic);
+    s.read("seed", t.seed);
+    s.read("threads", t.threads);
+    s.reject_unknown();
+  }
+  {
+    Section s = top.section("eval");
+    s.read("every_epochs", c.eval.every_epochs);
+    s.reject_unknown();
+  }
+  {
+    Section s = top.section("checkpoint");
+    s.read("every_epochs", c.checkpoint.every_epochs);
+    s.read("keep", c.checkpoint.keep);
+    s.reject_unknown();
+  }
+  {
+    Section s = top.section("comm");
+    s.read("timeout_s", c.comm.timeout_s);
+    s.read("bucket_mb", c.comm.bucket_mb);
+    s.read("first_bucket_mb", c.comm.first_bucket_mb);
+    s.read("wire", c.comm.wire);
+    s.reject_unknown();
+  }
+  {
+    Section s = top.section("log");
+    s.read("interval", c.log.interval);
+    s.reject_unknown();
+  }
+  top.reject_unknown();
+  validate(c);
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  CONVOY_CHECK(in, "cannot read the config file '" << path << "': check the path");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path, overrides);
+}
+
+std::string Config::to_yaml() const {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << model.name;
+  e << YAML::Key << "num_classes" << YAML::Value << model.num_classes;
+  e << YAML::Key << "in_channels" << YAML::Value << model.in_channels;
+  e << YAML::Key << "zero_gamma" << YAML::Value << model.zero_gamma;
+  e << YAML::Key << "init_from" << YAML::Value << model.init_from;
+  e << YAML::EndMap;
+  e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "dir" << YAML::Value << data.dir;
+  e << YAML::Key << "train_split" << YAML::Value << data.train_split;
+  e << YAML::Key << "val_split" << YAML::Value << data.val_split;
+  e << YAML::Key << "image_size" << YAML::Value << data.image_size;
+  e << YAML::Key << "eval_resize" << YAML::Value << data.eval_resize;
+  e << YAML::Key << "threads" << YAML::Value << data.threads;
+  e << YAML::Key << "prefetch" << YAML::Value << data.prefetch;
+  e << YAML::Key << "shuffle_window" << YAML::Value << data.shuffle_window;
+  e << YAML::Key << "flip" << YAML::Value << data.flip;
+  e << YAML::Key << "raw_pad" << YAML::Value << data.raw_pad;
+  e << YAML::Key << "jitter" << YAML::Value << data.jitter;
+  e << YAML::Key << "lighting" << YAML::Value << data.lighting;
+  e << YAML::Key << "drop_last" << YAML::Value << data.drop_last;
+  e << YAML::EndMap;
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "epochs" << YAML::Value << train.epochs;
+  e << YAML::Key << "batch_size" << YAML::Value << train.batch_size;
+  e << YAML::Key << "base_lr" << YAML::Value << train.base_lr;
+  e << YAML::Key << "lr_reference_batch" << YAML::Value << train.lr_reference_batch;
+  e << YAML::Key << "warmup_epochs" << YAML::Value << train.warmup_epochs;
+  e << YAML::Key << "schedule" << YAML::Value << train.schedule;
+  e << YAML::Key << "milestones" << YAML::Value << YAML::Flow << train.milestones;
+  e << YAML::Key << "lr_decay" << YAML::Value << train.lr_decay;
+  e << YAML::Key << "momentum" << YAML::Value << train.momentum;
+  e << YAML::Key << "nesterov" << YAML::Value << train.nesterov;
+  e << YAML::Key << "weight_decay" << YAML::Value << train.weight_decay;
+  e << YAML::Key << "no_bias_decay" << YAML::Value << train.no_bias_decay;
+  e << YAML::Key << "label_smoothing" << YAML::Value << train.label_smoothing;
+  e << YAML::Key << "mixup_alpha" << YAML::Value << train.mixup_alpha;
+  e << YAML::Key << "teacher" << YAML::Value << train.teacher;
+  e << YAML::Key << "distill_temperature" << YAML::Value << train.distill_temperature;
+  e << YAML::Key << "precision" << YAML::Value << train.precision;
+  e << YAML::Key << "deterministic" << YAML::Value << train.deterministic;
+  e << YAML::Key << "seed" << YAML::Value << train.seed;
+  e << YAML::Key << "threads" << YAML::Value << train.threads;
+  e << YAML::EndMap;
+  e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "every_epochs" << YAML::Value << eval.every_epochs;
+  e << YAML::EndMap;
+  e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "every_epochs" << YAML::Value << checkpoint.every_epochs;
+  e << YAML::Key << "keep" << YAML::Value << checkpoint.keep;
+  e << YAML::EndMap;
+  e << YAML::Key << "comm" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "timeout_s" << YAML::Value << comm.timeout_s;
+  e << YAML::Key << "bucket_mb" << YAML::Value << comm.bucket_mb;
+  e << YAML::Key << "first_bucket_mb" << YAML::Value << comm.first_bucket_mb;
+  e << YAML::Key << "wire" << YAML::Value << comm.wire;
+  e << YAML::EndMap;
+  e << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "interval" << YAML::Value << log.interval;
+  e << YAML::EndMap;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+std::string Config::hash() const {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (unsigned char ch : to_yaml()) h = (h ^ ch) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+void Config::validate_for_world(int world_size) const {
+  CONVOY_CHECK(train.batch_size % world_size == 0,
+               source << ": train.batch_size " << train.batch_size << " does not split evenly over " << world_size
+                      << " ranks: use a multiple of " << world_size);
+}
+
+}  // namespace convoy::trainer

@@ -1,0 +1,103 @@
+// The experiment config: YAML parsed into plain structs, with every default and every validation in
+// this one place (STYLE.md §5). An unknown key, a wrong type or an out-of-range value fails before any
+// training with a message that names the key and the file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace convoy::trainer {
+
+struct ModelConfig {
+  std::string name = "resnet50";
+  int64_t num_classes = 0;   // 0: the data set's class count
+  int64_t in_channels = 0;   // 0: the data set's channel count
+  bool zero_gamma = false;   // γ = 0 for the last BN of every residual block
+  std::string init_from;     // HDF5 with torchvision names (a checkpoint or tools/torchvision_to_h5.py output)
+};
+
+struct DataConfig {
+  std::string dir;                      // converted shards with index.json
+  std::string train_split = "train";
+  std::string val_split = "val";
+  int64_t image_size = 224;             // JPEG output size (raw data keeps its own size)
+  int64_t eval_resize = 256;            // JPEG evaluation: short side before the center crop
+  int threads = 0;                      // decode threads per rank; 0 = cores per rank
+  int prefetch = 3;                     // batches decoded ahead (>= 2)
+  int64_t shuffle_window = 0;           // 0: full shuffle; W: shuffle shards, then within W records
+  double flip = 0.5;                    // horizontal flip probability (training)
+  int raw_pad = 4;                      // raw (IDX) training: pad-and-random-crop padding
+  double jitter = 0.4;                  // JPEG training: brightness/contrast/saturation in [1-j, 1+j]
+  double lighting = 0.1;                // JPEG training: PCA lighting noise sigma
+  bool drop_last = false;               // training: drop the last partial batch instead of padding
+};
+
+struct TrainConfig {
+  int64_t epochs = 90;
+  int64_t batch_size = 256;             // global: over all ranks
+  double base_lr = 0.1;                 // LR = base_lr * batch_size / lr_reference_batch (linear scaling)
+  int64_t lr_reference_batch = 256;
+  double warmup_epochs = 0;             // linear warmup from 0, per iteration
+  std::string schedule = "step";        // step | cosine
+  std::vector<double> milestones{30, 60, 80};  // epochs (step schedule)
+  double lr_decay = 0.1;                // step schedule factor
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 1e-4;
+  bool no_bias_decay = false;           // no decay on biases and BN γ/β
+  double label_smoothing = 0.0;
+  double mixup_alpha = 0.0;             // mixup (later issue; must stay 0 for now)
+  std::string teacher;                  // distillation teacher checkpoint (later issue; must stay empty)
+  double distill_temperature = 1.0;
+  std::string precision = "fp32";       // fp32 | bf16 | fp16 (mixed precision with fp32 master weights)
+  bool deterministic = false;           // one compute thread, one decode thread, fixed kernel choices
+  uint64_t seed = 0;
+  int threads = 0;                      // compute threads per rank; 0 = cores per rank
+};
+
+struct EvalConfig {
+  int64_t every_epochs = 1;             // 0: only after the last epoch
+};
+
+struct CheckpointConfig {
+  int64_t every_epochs = 1;
+  int keep = 3;                         // the newest K are kept
+};
+
+struct CommConfig {
+  double timeout_s = 60;                // a collective that takes longer stops the job, naming missing ranks
+  double bucket_mb = 25;                // gradient all-reduce buckets (the first one is first_bucket_mb)
+  double first_bucket_mb = 1;
+  std::string wire = "f32";             // f32 | bf16 | f16: the type gradients travel in
+};
+
+struct LogConfig {
+  int64_t interval = 50;                // steps between progress lines and metrics.jsonl records
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  EvalConfig eval;
+  CheckpointConfig checkpoint;
+  CommConfig comm;
+  LogConfig log;
+  std::string source;                   // the file it came from (for messages)
+
+  // The config as YAML with every field resolved (what the run directory keeps).
+  std::string to_yaml() const;
+  // A hash (FNV-1a, 64 bits) of to_yaml(): ranks compare it before step 1.
+  std::string hash() const;
+  // Checks that need the world: the batch must split evenly over the ranks.
+  void validate_for_world(int world_size) const;
+};
+
+// Reads `path`, applies `overrides` ("train.base_lr=0.2"; the value is YAML), validates.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from YAML text (for tests); `source` names it in messages.
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+
+}  // namespace convoy::trainer

@@ -1,0 +1,104 @@
+// The training loop: data, forward, loss, backward with the gradient all-reduce overlapped, update,
+// metrics, evaluation and checkpoints, on one rank or many (DESIGN.md §1, §5, §7).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "comm/communicator.h"
+#include "comm/grad_reducer.h"
+#include "comm/world.h"
+#include "datasets/loader.h"
+#include "ops/models/zoo.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config.h"
+#include "trainer/metrics.h"
+#include "trainer/optimizer.h"
+#include "trainer/schedule.h"
+#include "trainer/timeline.h"
+
+namespace convoy::trainer {
+
+// `convoy train` exits with this code after SIGTERM or SIGUSR1 (a preemption) once it has written a
+// checkpoint: a requeued job resumes from it with --resume auto (EX_TEMPFAIL: "try again later").
+constexpr int kExitPreempted = 75;
+
+// SIGTERM and SIGUSR1 set a flag; the loop finishes its step, checkpoints and exits with kExitPreempted.
+void install_preemption_handlers();
+bool preemption_requested();
+void clear_preemption_request();  // for tests
+
+struct EvalResult {
+  double loss = 0, top1 = 0, top5 = 0;
+  int64_t samples = 0;
+  double seconds = 0;
+};
+
+class Trainer {
+ public:
+  // Builds the backend, data loaders, model (from model.init_from when set) and optimizer. With a world
+  // of several ranks, every rank trains on its share of each global batch and gradients are summed over
+  // the ranks; rank 0's weights are broadcast and every rank checks that it agrees before step 1.
+  Trainer(const Config& config, std::string run_dir, const comm::World* world = nullptr);
+  ~Trainer();
+
+  // Trains to the configured epoch count. resume: "" (fresh), "auto" (the newest checkpoint of the run
+  // directory that verifies, if any) or a checkpoint path. Returns 0, or kExitPreempted.
+  int train(const std::string& resume);
+  // Top-1/top-5 and loss over the whole validation split (every rank its part, counts summed).
+  EvalResult evaluate();
+  // The evaluation after the last epoch trained (none if training stopped early).
+  const std::optional<EvalResult>& final_eval() const { return final_eval_; }
+  // Loads parameters and buffers of a checkpoint (for convoy eval).
+  void load_weights_from(const std::string& checkpoint);
+  // Checkpoint and stop, as on a preemption, once the global step reaches `step` (0 = never): for tests
+  // of resumption and for time-boxed runs.
+  void set_stop_at_step(int64_t step) { stop_at_step_ = step; }
+  // Writes this rank's Chrome-trace timeline to path.rank<R>.json when training ends.
+  void enable_timeline(const std::string& path);
+
+  ops::Graph& graph() { return *graph_; }
+  const Config& config() const { return cfg_; }
+  const std::string& run_dir() const { return run_dir_; }
+  CheckpointStore& checkpoints() { return store_; }
+  int rank() const { return rank_; }
+  int world_size() const { return size_; }
+
+ private:
+  struct StepResult {
+    float loss;
+    double comm_wait_s;
+  };
+  StepResult train_step(const datasets::Batch& batch, double lr);
+  void save_checkpoint(const TrainingState& state);
+  std::optional<std::string> choose_resume(const std::string& resume);
+  // Sums `values` over the ranks (no-op on one rank).
+  void sum_over_ranks(double* values, size_t n, const char* what);
+  void record_buckets();
+
+  Config cfg_;
+  std::string run_dir_;
+  int rank_ = 0, size_ = 1;
+  std::unique_ptr<comm::Communicator> comm_;
+  std::unique_ptr<ops::Backend> backend_;
+  std::unique_ptr<datasets::Loader> train_data_, val_data_;
+  std::unique_ptr<ops::Graph> graph_;
+  std::unique_ptr<Sgd> sgd_;
+  std::unique_ptr<comm::GradReducer> reducer_;
+  std::unique_ptr<ops::SoftmaxCrossEntropyKernel> loss_;
+  std::unique_ptr<Timeline> timeline_;
+  ops::Tensor eval_loss_, eval_top1_, eval_top5_;
+  CheckpointStore store_;
+  int64_t classes_ = 0, local_batch_ = 0;
+  int64_t stop_at_step_ = 0;
+  std::optional<EvalResult> final_eval_;
+};
+
+// Runs `body` with an MPI world (a singleton without a launcher). Errors are printed with the rank; when
+// several ranks run, the process then leaves without MPI_Finalize (peers may be gone or stuck in a
+// collective, and MPI_Finalize would wait for them forever) and exits with status 1.
+int run_with_world(const std::function<int(const comm::World&)>& body);
+
+}  // namespace convoy::trainer
