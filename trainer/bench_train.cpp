@@ -8,11 +8,14 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "comm/agreement.h"
+#include "comm/grad_reducer.h"
 #include "common/alloc_counter.h"
 #include "common/timer.h"
 #include "ops/models/zoo.h"
 #include "trainer/commands.h"
 #include "trainer/optimizer.h"
+#include "trainer/trainer.h"
 
 namespace convoy::trainer {
 namespace {
@@ -55,21 +58,33 @@ RusageSample sample_rusage() {
   return {ru.ru_maxrss, ru.ru_minflt};
 }
 
-int run_bench_train(const BenchTrainArgs& a) {
+// Under mpirun every rank runs the same steps on its own synthetic batch (--batch is per rank) and the
+// gradients are all-reduced in buckets during backward, as in training; the report adds the share of
+// the step spent waiting for communication that backward did not hide.
+int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   const ops::ModelInfo& info = ops::model_info(a.model);
   const int64_t size = a.image_size > 0 ? a.image_size : info.image_size;
   const int64_t channels = a.channels > 0 ? a.channels : info.channels;
   const int64_t classes = a.classes > 0 ? a.classes : info.num_classes;
   CONVOY_CHECK(a.batch > 0 && a.steps > 0 && a.warmup >= 0, "--batch and --steps must be positive");
 
-  auto backend = ops::make_cpu_backend(a.threads);
+  const int ranks = world.size();
+  auto backend = ops::make_cpu_backend(a.threads > 0 ? a.threads : cores_per_rank(world.local_size()));
   auto graph = ops::make_model(a.model, {classes, channels, false});
   graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
   graph->init_params(a.seed);
   Sgd sgd(*graph, SgdOptions{0.9f, 1e-4f, false, false});
+  std::unique_ptr<comm::Communicator> comm;
+  std::unique_ptr<comm::GradReducer> reducer;
+  if (ranks > 1) {
+    comm = comm::make_mpi_communicator(world, {120});
+    comm::broadcast_model(*comm, *graph);
+    reducer = std::make_unique<comm::GradReducer>(*graph, *comm, comm::ReducerOptions{});
+    graph->set_backward_hook([&](size_t layer) { reducer->on_layer_done(layer); });
+  }
   auto loss = backend->softmax_cross_entropy(a.batch, classes);
 
-  std::mt19937 rng(static_cast<uint32_t>(a.seed));
+  std::mt19937 rng(static_cast<uint32_t>(a.seed + static_cast<uint64_t>(world.rank())));
   ops::Tensor x = ops::Tensor::empty(graph->input_shape(), ops::DType::f32, backend->allocator());
   {
     std::normal_distribution<float> normal(0.f, 1.f);
@@ -82,6 +97,7 @@ int run_bench_train(const BenchTrainArgs& a) {
   std::uniform_int_distribution<int32_t> label_dist(0, static_cast<int32_t>(classes - 1));
 
   std::vector<double> ms;
+  double exposed_s = 0, total_s = 0;
   uint64_t allocs_before = 0;
   long faults_before = 0;
   float last_loss = 0.f;
@@ -99,10 +115,17 @@ int run_bench_train(const BenchTrainArgs& a) {
     const ops::Tensor& logits = graph->forward(x);
     last_loss = loss->forward_backward(ctx, logits, labels, 0.f, graph->output_grad());
     graph->backward();
-    sgd.step(0.01f);
+    const double exposed = reducer ? reducer->finish() : 0.0;
+    sgd.step(0.01f, 1.f / static_cast<float>(ranks));
     ctx.synchronize();
-    if (i >= a.warmup) ms.push_back((now_seconds() - t0) * 1e3);
+    if (i >= a.warmup) {
+      const double step = now_seconds() - t0;
+      ms.push_back(step * 1e3);
+      exposed_s += exposed, total_s += step;
+    }
   }
+  if (comm) comm->barrier("end of bench")->wait();
+  if (world.rank() != 0) return 0;
   const double allocs_per_step = static_cast<double>(allocation_count() - allocs_before) / a.steps;
   RusageSample ru = sample_rusage();
   const double faults_per_step = static_cast<double>(ru.minor_faults - faults_before) / a.steps;
@@ -111,9 +134,10 @@ int run_bench_train(const BenchTrainArgs& a) {
   std::sort(sorted.begin(), sorted.end());
   const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
                                           : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
-  const double images_per_s = static_cast<double>(a.batch) / (median / 1e3);
+  const double images_per_s = static_cast<double>(a.batch * ranks) / (median / 1e3);
+  const double exposed_share = total_s > 0 ? exposed_s / total_s : 0;
   // Training costs about three forward passes (forward, backward-data, backward-weights).
-  const double gflops = 3.0 * 2.0 * static_cast<double>(graph->macs()) / (median / 1e3) / 1e9;
+  const double gflops = 3.0 * 2.0 * static_cast<double>(graph->macs()) * ranks / (median / 1e3) / 1e9;
 
   if (a.json) {
     nlohmann::json j = {{"bench", "train"},
@@ -124,7 +148,9 @@ int run_bench_train(const BenchTrainArgs& a) {
                         {"classes", classes},
                         {"precision", "f32"},
                         {"backend", backend->name()},
-                        {"ranks", 1},
+                        {"ranks", ranks},
+                        {"exposed_comm_share", exposed_share},
+                        {"gradient_buckets", reducer ? reducer->buckets().size() : 0},
                         {"steps", a.steps},
                         {"ms_median", median},
                         {"ms_min", sorted.front()},
@@ -146,6 +172,10 @@ int run_bench_train(const BenchTrainArgs& a) {
                 static_cast<double>(ru.peak_rss_kb) / 1024.0);
     std::printf("  per steady step: %.1f heap allocations, %.1f page faults; last loss %.4f\n", allocs_per_step,
                 faults_per_step, last_loss);
+    if (ranks > 1)
+      std::printf("  %d ranks (batch %ld each): %.1f %% of the step waited for gradient all-reduce that backward did "
+                  "not hide (%zu buckets)\n",
+                  ranks, static_cast<long>(a.batch), 100 * exposed_share, reducer->buckets().size());
     if (a.profile) profile.print(*graph, a.steps);
   }
   return 0;
@@ -157,7 +187,7 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   auto a = std::make_shared<BenchTrainArgs>();
   auto* cmd = bench.add_subcommand("train", "Time training steps (forward, backward, SGD) on synthetic data");
   cmd->add_option("--model", a->model, "Model name (see `convoy models`)")->capture_default_str();
-  cmd->add_option("--batch", a->batch, "Images per step")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Images per step (per rank under mpirun)")->capture_default_str();
   cmd->add_option("--image-size", a->image_size, "Input height and width (default: the model's)");
   cmd->add_option("--channels", a->channels, "Input channels (default: the model's)");
   cmd->add_option("--classes", a->classes, "Classes (default: the model's)");
@@ -168,7 +198,9 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   cmd->add_flag("--no-fuse", a->no_fuse, "Run every ReLU as its own layer (for comparison)");
   cmd->add_flag("--profile", a->profile, "Print the time of every layer's forward and backward");
   cmd->add_flag("--json", a->json, "Print one JSON object");
-  cmd->callback([a, &action] { action = [a] { return run_bench_train(*a); }; });
+  cmd->callback([a, &action] {
+    action = [a] { return run_with_world([a](const comm::World& w) { return run_bench_train(*a, w); }); };
+  });
 }
 
 }  // namespace convoy::trainer

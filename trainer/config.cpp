@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -59,9 +60,8 @@ class Section {
   std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& what) const {
-    std::string loc = source_;
-    if (at.Mark().line >= 0) loc += ":" + std::to_string(at.Mark().line + 1);
-    CONVOY_FAIL(loc << ": " << what);
+    if (at.Mark().line >= 0) CONVOY_FAIL(source_ << ":" << at.Mark().line + 1 << ": " << what);
+    CONVOY_FAIL(source_ << ": " << what);
   }
 
  private:
@@ -117,6 +117,115 @@ void apply_override(YAML::Node& root, const std::string& assignment, std::set<st
   set(root, 0);
   overridden.insert(key);
 }
+
+// Every key of the config, once, in order: parsing (Reader) and the resolved YAML (Emitter) both walk
+// this list, so a new field is added in one line here plus its default and check.
+template <typename C, typename V>
+void visit(C& c, V& v) {
+  v.section("model");
+  v.field("name", c.model.name);
+  v.field("num_classes", c.model.num_classes);
+  v.field("in_channels", c.model.in_channels);
+  v.field("zero_gamma", c.model.zero_gamma);
+  v.field("init_from", c.model.init_from);
+  v.section("data");
+  v.field("dir", c.data.dir);
+  v.field("train_split", c.data.train_split);
+  v.field("val_split", c.data.val_split);
+  v.field("image_size", c.data.image_size);
+  v.field("eval_resize", c.data.eval_resize);
+  v.field("threads", c.data.threads);
+  v.field("prefetch", c.data.prefetch);
+  v.field("shuffle_window", c.data.shuffle_window);
+  v.field("flip", c.data.flip);
+  v.field("raw_pad", c.data.raw_pad);
+  v.field("jitter", c.data.jitter);
+  v.field("lighting", c.data.lighting);
+  v.field("drop_last", c.data.drop_last);
+  v.section("train");
+  v.field("epochs", c.train.epochs);
+  v.field("batch_size", c.train.batch_size);
+  v.field("base_lr", c.train.base_lr);
+  v.field("lr_reference_batch", c.train.lr_reference_batch);
+  v.field("warmup_epochs", c.train.warmup_epochs);
+  v.field("schedule", c.train.schedule);
+  v.field("milestones", c.train.milestones);
+  v.field("lr_decay", c.train.lr_decay);
+  v.field("momentum", c.train.momentum);
+  v.field("nesterov", c.train.nesterov);
+  v.field("weight_decay", c.train.weight_decay);
+  v.field("no_bias_decay", c.train.no_bias_decay);
+  v.field("label_smoothing", c.train.label_smoothing);
+  v.field("mixup_alpha", c.train.mixup_alpha);
+  v.field("teacher", c.train.teacher);
+  v.field("distill_temperature", c.train.distill_temperature);
+  v.field("precision", c.train.precision);
+  v.field("deterministic", c.train.deterministic);
+  v.field("seed", c.train.seed);
+  v.field("threads", c.train.threads);
+  v.section("eval");
+  v.field("every_epochs", c.eval.every_epochs);
+  v.section("checkpoint");
+  v.field("every_epochs", c.checkpoint.every_epochs);
+  v.field("keep", c.checkpoint.keep);
+  v.section("comm");
+  v.field("timeout_s", c.comm.timeout_s);
+  v.field("bucket_mb", c.comm.bucket_mb);
+  v.field("first_bucket_mb", c.comm.first_bucket_mb);
+  v.field("wire", c.comm.wire);
+  v.section("log");
+  v.field("interval", c.log.interval);
+  v.end();
+}
+
+class Reader {
+ public:
+  Reader(const YAML::Node& root, const std::string& source, const std::set<std::string>& overridden)
+      : top_(root, "", source, overridden) {}
+  void section(const char* name) {
+    if (current_) current_->reject_unknown();
+    current_.emplace(top_.section(name));
+  }
+  template <typename T>
+  void field(const char* key, T& value) {
+    current_->read(key, value);
+  }
+  void end() {
+    if (current_) current_->reject_unknown();
+    top_.reject_unknown();
+  }
+
+ private:
+  Section top_;
+  std::optional<Section> current_;
+};
+
+class Emitter {
+ public:
+  Emitter() { e_ << YAML::BeginMap; }
+  void section(const char* name) {
+    if (open_) e_ << YAML::EndMap;
+    e_ << YAML::Key << name << YAML::Value << YAML::BeginMap;
+    open_ = true;
+  }
+  template <typename T>
+  void field(const char* key, const T& value) {
+    e_ << YAML::Key << key << YAML::Value;
+    if constexpr (std::is_same_v<T, std::vector<double>>)
+      e_ << YAML::Flow << value;
+    else
+      e_ << value;
+  }
+  void end() {
+    if (open_) e_ << YAML::EndMap;
+    e_ << YAML::EndMap;
+  }
+  std::string yaml() const { return std::string(e_.c_str()) + "\n"; }
+
+ private:
+  YAML::Emitter e_;
+  bool open_ = false;
+};
 
 template <typename T>
 void check_range(bool ok, const Config& c, const std::string& key, const T& value, const std::string& rule) {
@@ -211,84 +320,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
 
   Config c;
   c.source = source;
-  Section top(root, "", source, overridden);
-  {
-    Section s = top.section("model");
-    s.read("name", c.model.name);
-    s.read("num_classes", c.model.num_classes);
-    s.read("in_channels", c.model.in_channels);
-    s.read("zero_gamma", c.model.zero_gamma);
-    s.read("init_from", c.model.init_from);
-    s.reject_unknown();
-  }
-  {
-    Section s = top.section("data");
-    DataConfig& d = c.data;
-    s.read("dir", d.dir);
-    s.read("train_split", d.train_split);
-    s.read("val_split", d.val_split);
-    s.read("image_size", d.image_size);
-    s.read("eval_resize", d.eval_resize);
-    s.read("threads", d.threads);
-    s.read("prefetch", d.prefetch);
-    s.read("shuffle_window", d.shuffle_window);
-    s.read("flip", d.flip);
-    s.read("raw_pad", d.raw_pad);
-    s.read("jitter", d.jitter);
-    s.read("lighting", d.lighting);
-    s.read("drop_last", d.drop_last);
-    s.reject_unknown();
-  }
-  {
-    Section s = top.section("train");
-    TrainConfig& t = c.train;
-    s.read("epochs", t.epochs);
-    s.read("batch_size", t.batch_size);
-    s.read("base_lr", t.base_lr);
-    s.read("lr_reference_batch", t.lr_reference_batch);
-    s.read("warmup_epochs", t.warmup_epochs);
-    s.read("schedule", t.schedule);
-    s.read("milestones", t.milestones);
-    s.read("lr_decay", t.lr_decay);
-    s.read("momentum", t.momentum);
-    s.read("nesterov", t.nesterov);
-    s.read("weight_decay", t.weight_decay);
-    s.read("no_bias_decay", t.no_bias_decay);
-    s.read("label_smoothing", t.label_smoothing);
-    s.read("mixup_alpha", t.mixup_alpha);
-    s.read("teacher", t.teacher);
-    s.read("distill_temperature", t.distill_temperature);
-    s.read("precision", t.precision);
-    s.read("deterministic", t.deterministic);
-    s.read("seed", t.seed);
-    s.read("threads", t.threads);
-    s.reject_unknown();
-  }
-  {
-    Section s = top.section("eval");
-    s.read("every_epochs", c.eval.every_epochs);
-    s.reject_unknown();
-  }
-  {
-    Section s = top.section("checkpoint");
-    s.read("every_epochs", c.checkpoint.every_epochs);
-    s.read("keep", c.checkpoint.keep);
-    s.reject_unknown();
-  }
-  {
-    Section s = top.section("comm");
-    s.read("timeout_s", c.comm.timeout_s);
-    s.read("bucket_mb", c.comm.bucket_mb);
-    s.read("first_bucket_mb", c.comm.first_bucket_mb);
-    s.read("wire", c.comm.wire);
-    s.reject_unknown();
-  }
-  {
-    Section s = top.section("log");
-    s.read("interval", c.log.interval);
-    s.reject_unknown();
-  }
-  top.reject_unknown();
+  Reader reader(root, source, overridden);
+  visit(c, reader);
   validate(c);
   return c;
 }
@@ -302,70 +335,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 }
 
 std::string Config::to_yaml() const {
-  YAML::Emitter e;
-  e << YAML::BeginMap;
-  e << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "name" << YAML::Value << model.name;
-  e << YAML::Key << "num_classes" << YAML::Value << model.num_classes;
-  e << YAML::Key << "in_channels" << YAML::Value << model.in_channels;
-  e << YAML::Key << "zero_gamma" << YAML::Value << model.zero_gamma;
-  e << YAML::Key << "init_from" << YAML::Value << model.init_from;
-  e << YAML::EndMap;
-  e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "dir" << YAML::Value << data.dir;
-  e << YAML::Key << "train_split" << YAML::Value << data.train_split;
-  e << YAML::Key << "val_split" << YAML::Value << data.val_split;
-  e << YAML::Key << "image_size" << YAML::Value << data.image_size;
-  e << YAML::Key << "eval_resize" << YAML::Value << data.eval_resize;
-  e << YAML::Key << "threads" << YAML::Value << data.threads;
-  e << YAML::Key << "prefetch" << YAML::Value << data.prefetch;
-  e << YAML::Key << "shuffle_window" << YAML::Value << data.shuffle_window;
-  e << YAML::Key << "flip" << YAML::Value << data.flip;
-  e << YAML::Key << "raw_pad" << YAML::Value << data.raw_pad;
-  e << YAML::Key << "jitter" << YAML::Value << data.jitter;
-  e << YAML::Key << "lighting" << YAML::Value << data.lighting;
-  e << YAML::Key << "drop_last" << YAML::Value << data.drop_last;
-  e << YAML::EndMap;
-  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "epochs" << YAML::Value << train.epochs;
-  e << YAML::Key << "batch_size" << YAML::Value << train.batch_size;
-  e << YAML::Key << "base_lr" << YAML::Value << train.base_lr;
-  e << YAML::Key << "lr_reference_batch" << YAML::Value << train.lr_reference_batch;
-  e << YAML::Key << "warmup_epochs" << YAML::Value << train.warmup_epochs;
-  e << YAML::Key << "schedule" << YAML::Value << train.schedule;
-  e << YAML::Key << "milestones" << YAML::Value << YAML::Flow << train.milestones;
-  e << YAML::Key << "lr_decay" << YAML::Value << train.lr_decay;
-  e << YAML::Key << "momentum" << YAML::Value << train.momentum;
-  e << YAML::Key << "nesterov" << YAML::Value << train.nesterov;
-  e << YAML::Key << "weight_decay" << YAML::Value << train.weight_decay;
-  e << YAML::Key << "no_bias_decay" << YAML::Value << train.no_bias_decay;
-  e << YAML::Key << "label_smoothing" << YAML::Value << train.label_smoothing;
-  e << YAML::Key << "mixup_alpha" << YAML::Value << train.mixup_alpha;
-  e << YAML::Key << "teacher" << YAML::Value << train.teacher;
-  e << YAML::Key << "distill_temperature" << YAML::Value << train.distill_temperature;
-  e << YAML::Key << "precision" << YAML::Value << train.precision;
-  e << YAML::Key << "deterministic" << YAML::Value << train.deterministic;
-  e << YAML::Key << "seed" << YAML::Value << train.seed;
-  e << YAML::Key << "threads" << YAML::Value << train.threads;
-  e << YAML::EndMap;
-  e << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "every_epochs" << YAML::Value << eval.every_epochs;
-  e << YAML::EndMap;
-  e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "every_epochs" << YAML::Value << checkpoint.every_epochs;
-  e << YAML::Key << "keep" << YAML::Value << checkpoint.keep;
-  e << YAML::EndMap;
-  e << YAML::Key << "comm" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "timeout_s" << YAML::Value << comm.timeout_s;
-  e << YAML::Key << "bucket_mb" << YAML::Value << comm.bucket_mb;
-  e << YAML::Key << "first_bucket_mb" << YAML::Value << comm.first_bucket_mb;
-  e << YAML::Key << "wire" << YAML::Value << comm.wire;
-  e << YAML::EndMap;
-  e << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
-  e << YAML::Key << "interval" << YAML::Value << log.interval;
-  e << YAML::EndMap;
-  e << YAML::EndMap;
-  return std::string(e.c_str()) + "\n";
+  Emitter emitter;
+  visit(*this, emitter);
+  return emitter.yaml();
 }
 
 std::string Config::hash() const {

@@ -45,8 +45,8 @@ ops::Tensor labels_of(const datasets::Batch& b) {
   return ops::Tensor::wrap(b.labels, ops::Shape{b.n}, ops::DType::i32);
 }
 
-// Threads for this rank when the config leaves it open: OMP_NUM_THREADS if the launcher set it, else the
-// cores this process is bound to, else the node's cores shared among its ranks.
+}  // namespace
+
 int cores_per_rank(int local_ranks) {
   if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return std::atoi(env);
   const int all = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -54,6 +54,8 @@ int cores_per_rank(int local_ranks) {
   if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < all) return CPU_COUNT(&set);
   return std::max(1, all / local_ranks);
 }
+
+namespace {
 
 ops::DType wire_type(const std::string& w) { return w == "bf16" ? ops::DType::bf16 : w == "f16" ? ops::DType::f16 : ops::DType::f32; }
 

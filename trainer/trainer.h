@@ -96,6 +96,10 @@ class Trainer {
   std::optional<EvalResult> final_eval_;
 };
 
+// Threads for one rank when the config leaves it open: OMP_NUM_THREADS if the launcher set it, else the
+// cores this process is bound to, else the node's cores shared among its local ranks.
+int cores_per_rank(int local_ranks);
+
 // Runs `body` with an MPI world (a singleton without a launcher). Errors are printed with the rank; when
 // several ranks run, the process then leaves without MPI_Finalize (peers may be gone or stuck in a
 // collective, and MPI_Finalize would wait for them forever) and exits with status 1.

@@ -6,7 +6,8 @@ fashion_mnist
 cfg=$(small_config)
 steps=25
 set +e
-mpirun -np 2 "$CONVOY" train --config "$cfg" --out "$WORK/two" --stop-at-step $steps > "$WORK/two.log" 2>&1
+mpirun -np 2 "$CONVOY" train --config "$cfg" --out "$WORK/two" --stop-at-step $steps --timeline "$WORK/tl" \
+  > "$WORK/two.log" 2>&1
 two=$?
 "$CONVOY" train --config "$cfg" --out "$WORK/one" --stop-at-step $steps > "$WORK/one.log" 2>&1
 one=$?
@@ -24,4 +25,16 @@ for name in a["params"]:
     assert rel < 1e-5, f"{name}: relative difference {rel:.2e}"
 moved = np.linalg.norm(a["params"]["fc3.weight"][()] - a["momentum"]["fc3.weight"][()])
 print(f"1 rank x 64 and 2 ranks x 32 agree after 25 steps: worst relative difference {worst:.2e}")
+PY
+# The timelines of that run: Chrome-trace JSON per rank with layers, buckets (with bandwidth), optimizer.
+/usr/bin/python3 - "$WORK/tl" <<'PY'
+import json, sys
+for rank in (0, 1):
+    events = json.load(open(f"{sys.argv[1]}.rank{rank}.json"))["traceEvents"]
+    cats = {e.get("cat") for e in events if e.get("ph") == "X"}
+    assert {"forward", "backward", "communication", "optimizer", "data"} <= cats, cats
+    bucket = next(e for e in events if e.get("cat") == "communication")
+    assert bucket["args"]["bytes"] > 0 and bucket["args"]["busbw_GBps"] > 0 and bucket["tid"] == 1, bucket
+    assert all(e["pid"] == rank for e in events if "pid" in e)
+print("timelines: forward, backward, buckets with bytes and bandwidth, optimizer, data waits, on both ranks")
 PY
