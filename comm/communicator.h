@@ -24,8 +24,11 @@ enum class ReduceOp { sum, average };
 class Work {
  public:
   virtual ~Work() = default;
-  // Blocks until the collective is done; throws convoy::Error if it failed or timed out.
+  // Blocks until the collective is done; throws convoy::Error if it failed or timed out (the
+  // communicator's timeout, CommOptions::timeout_s, which every collective is held to).
   virtual void wait() = 0;
+  // Waits at most `seconds`: true when done, false if still running; throws if it failed.
+  virtual bool wait_for(double seconds) = 0;
   virtual bool done() const = 0;
   // When the data transfer started (common/timer.h clock) and how long it took, on the communication
   // thread (valid once done).

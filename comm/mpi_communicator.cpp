@@ -72,6 +72,12 @@ class MpiWork final : public Work {
                                  << " s: the communication thread is stuck inside MPI; the job cannot continue");
     if (!error_.empty()) throw Error(error_, "comm/mpi_communicator.cpp", "");
   }
+  bool wait_for(double seconds) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return done_; })) return false;
+    if (!error_.empty()) throw Error(error_, "comm/mpi_communicator.cpp", "");
+    return true;
+  }
   bool done() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return done_;

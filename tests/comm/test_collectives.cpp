@@ -73,7 +73,9 @@ TEST(Collectives, BroadcastAllGatherBarrierAndWideTypes) {
     EXPECT_EQ(all[2 * r], r);
     EXPECT_EQ(all[2 * r + 1], 10 * r);
   }
-  c->barrier("barrier")->wait();
+  auto barrier = c->barrier("barrier");
+  EXPECT_TRUE(barrier->wait_for(30));
+  EXPECT_TRUE(barrier->done());
   double d[2] = {0.5, static_cast<double>(w.rank())};
   c->all_reduce(d, 2, ops::DType::f64, ReduceOp::sum, comm::fingerprint("d", 0, 16), "f64")->wait();
   EXPECT_DOUBLE_EQ(d[0], 0.5 * w.size());
