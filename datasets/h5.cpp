@@ -116,28 +116,35 @@ void write_double_array_attribute(hid_t loc, const std::string& name, const std:
                "Cannot write attribute `" << name << "`" << explain() << ".");
 }
 
+// One string stored as variable-length or fixed-length UTF-8: `read(mem_type, buffer)` performs the
+// attribute or dataset read; it returns false on failure, and `what` names the object in the error.
+template <typename Read>
+std::string read_one_string(hid_t file_type, const Read& read, const std::string& what) {
+  if (H5Tis_variable_str(file_type) > 0) {
+    Handle mtype = string_type();
+    char* p = nullptr;
+    CONVOY_CHECK(read(mtype.get(), static_cast<void*>(&p)), "Cannot read " << what << explain() << ".");
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  const size_t size = H5Tget_size(file_type);
+  std::string s(size, '\0');
+  Handle mtype(H5Tcopy(H5T_C_S1));
+  H5Tset_size(mtype.get(), size);
+  CONVOY_CHECK(read(mtype.get(), static_cast<void*>(s.data())), "Cannot read " << what << explain() << ".");
+  s.resize(std::min(s.size(), s.find('\0')));
+  return s;
+}
+
 std::string read_string_attribute(hid_t loc, const std::string& name, const std::string& file) {
   Handle a = open_attribute(loc, name, file);
   Handle ftype(H5Aget_type(a.get()));
   CONVOY_CHECK(H5Tget_class(ftype.get()) == H5T_STRING,
                "Attribute `" << name << "` of " << file << " is not a string; the shard is damaged.");
-  if (H5Tis_variable_str(ftype.get()) > 0) {
-    Handle mtype = string_type();
-    char* p = nullptr;
-    CONVOY_CHECK(H5Aread(a.get(), mtype.get(), &p) >= 0,
-                 "Cannot read attribute `" << name << "` of " << file << explain() << ".");
-    std::string s = p ? p : "";
-    H5free_memory(p);
-    return s;
-  }
-  const size_t size = H5Tget_size(ftype.get());
-  std::string s(size, '\0');
-  Handle mtype(H5Tcopy(H5T_C_S1));
-  H5Tset_size(mtype.get(), size);
-  CONVOY_CHECK(H5Aread(a.get(), mtype.get(), s.data()) >= 0,
-               "Cannot read attribute `" << name << "` of " << file << explain() << ".");
-  s.resize(std::min(s.size(), s.find('\0')));
-  return s;
+  return read_one_string(
+      ftype.get(), [&](hid_t mtype, void* buf) { return H5Aread(a.get(), mtype, buf) >= 0; },
+      "attribute `" + name + "` of " + file);
 }
 
 int64_t read_int_attribute(hid_t loc, const std::string& name, const std::string& file) {
@@ -215,23 +222,10 @@ std::string read_string_element(hid_t loc, const std::string& name, hsize_t i, c
   const hsize_t one = 1;
   H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &i, nullptr, &one, nullptr);
   Handle mspace(H5Screate_simple(1, &one, nullptr));
-  if (H5Tis_variable_str(ftype.get()) > 0) {
-    Handle mtype = string_type();
-    char* p = nullptr;
-    CONVOY_CHECK(H5Dread(d.get(), mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, &p) >= 0,
-                 "Cannot read `" << name << "`[" << i << "] of " << file << explain() << ".");
-    std::string s = p ? p : "";
-    H5free_memory(p);
-    return s;
-  }
-  const size_t size = H5Tget_size(ftype.get());
-  std::string s(size, '\0');
-  Handle mtype(H5Tcopy(H5T_C_S1));
-  H5Tset_size(mtype.get(), size);
-  CONVOY_CHECK(H5Dread(d.get(), mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, s.data()) >= 0,
-               "Cannot read `" << name << "`[" << i << "] of " << file << explain() << ".");
-  s.resize(std::min(s.size(), s.find('\0')));
-  return s;
+  return read_one_string(
+      ftype.get(),
+      [&](hid_t mtype, void* buf) { return H5Dread(d.get(), mtype, mspace.get(), fspace.get(), H5P_DEFAULT, buf) >= 0; },
+      "`" + name + "`[" + std::to_string(i) + "] of " + file);
 }
 
 }  // namespace convoy::datasets::h5
