@@ -54,7 +54,6 @@ void GradReducer::launch(size_t i) {
   Bucket& b = buckets_[i];
   float* g = reinterpret_cast<float*>(static_cast<char*>(graph_.grads().flat().data()) + b.offset);
   const size_t n = b.bytes / 4;
-  b.launched_at = now_seconds();
   const uint64_t fp = fingerprint("gradient bucket", i, b.bytes);
   const std::string what = "all-reduce of gradient bucket " + std::to_string(i) + " (" + std::to_string(b.bytes) +
                            " bytes)";

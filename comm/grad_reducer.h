@@ -27,7 +27,6 @@ class GradReducer {
     std::vector<size_t> entries;    // parameter entries it holds
     int pending = 0;                // gradients not ready yet in this step
     std::shared_ptr<Work> work;
-    double launched_at = 0;
     std::vector<uint16_t> wire;     // 16-bit copy sent instead, when the wire type is bf16/f16
   };
 

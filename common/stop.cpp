@@ -37,9 +37,4 @@ void request_stop() {
   if (!g_stop.exchange(true)) g_stop_at.store(signal_safe_now());
 }
 
-void clear_stop_request() {
-  g_stop.store(false);
-  g_stop_at.store(-1.0);
-}
-
 }  // namespace convoy

@@ -11,6 +11,5 @@ bool stop_requested();
 // Seconds since the first request (on common/timer.h's clock), or a negative number when none came.
 double seconds_since_stop_request();
 void request_stop();           // async-signal-safe
-void clear_stop_request();     // for tests
 
 }  // namespace convoy

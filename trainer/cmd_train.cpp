@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/log.h"
+#include "common/stop.h"
 #include "trainer/commands.h"
 #include "trainer/trainer.h"
 
@@ -35,7 +36,7 @@ int run_train(const TrainArgs& a, const comm::World& world) {
     spdlog::info("run directory {}; config {} (hash {}); {} rank(s) on {} node(s), launched by {}", dir, a.config,
                  cfg.hash(), world.size(), world.nodes(), world.launcher());
   }
-  install_preemption_handlers();
+  install_stop_handlers();
   Trainer trainer(cfg, dir, &world);
   trainer.set_stop_at_step(a.stop_at_step);
   if (!a.timeline.empty()) trainer.enable_timeline(a.timeline);

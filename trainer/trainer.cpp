@@ -61,10 +61,6 @@ ops::DType wire_type(const std::string& w) { return w == "bf16" ? ops::DType::bf
 
 }  // namespace
 
-void install_preemption_handlers() { install_stop_handlers(); }
-bool preemption_requested() { return stop_requested(); }
-void clear_preemption_request() { clear_stop_request(); }
-
 Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* world)
     : cfg_(config), run_dir_(std::move(run_dir)), store_(run_dir_ + "/checkpoints", config.checkpoint.keep) {
   const TrainConfig& t = cfg_.train;
@@ -267,7 +263,7 @@ int Trainer::train(const std::string& resume) {
       if (!batch) break;
       // Whether any rank was asked to stop: summed in the background while this step computes, so every
       // rank stops after the same step.
-      int64_t stop = (preemption_requested() || state.global_step + 1 == stop_at_step_) ? 1 : 0;
+      int64_t stop = (stop_requested() || state.global_step + 1 == stop_at_step_) ? 1 : 0;
       std::shared_ptr<comm::Work> stop_vote;
       if (comm_) stop_vote = comm_->all_reduce(&stop, 1, ops::DType::i64, comm::ReduceOp::sum,
                                                comm::fingerprint("stop vote", 0, 8), "stop vote");

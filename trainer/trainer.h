@@ -25,10 +25,8 @@ namespace convoy::trainer {
 // checkpoint: a requeued job resumes from it with --resume auto (EX_TEMPFAIL: "try again later").
 constexpr int kExitPreempted = 75;
 
-// SIGTERM and SIGUSR1 set a flag; the loop finishes its step, checkpoints and exits with kExitPreempted.
-void install_preemption_handlers();
-bool preemption_requested();
-void clear_preemption_request();  // for tests
+// SIGTERM and SIGUSR1 set common/stop.h's request; the loop finishes its step, checkpoints and exits with
+// kExitPreempted.
 
 struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;
