@@ -212,6 +212,12 @@ class MpiCommunicator final : public Communicator {
     std::strncpy(j.status.what, what.c_str(), sizeof(j.status.what) - 1);
     j.work = std::make_shared<MpiWork>(static_cast<uint64_t>(j.status.seq), 2 * o_.timeout_s + 60);
     auto w = j.work;
+    if (abandoned_.load()) {
+      if (const std::string f = failure(); !f.empty()) {
+        w->finish(0, 0, f);
+        return w;
+      }
+    }
     queue_.push_back(std::move(j));
     cv_.notify_one();
     return w;
@@ -290,8 +296,23 @@ class MpiCommunicator final : public Communicator {
       }
       fail(message);
       work->finish(0, 0, message);
+      fail_stranded();
       return;
     }
+  }
+
+  // The abandoned communication thread will never take another job: fail those queued behind the stuck
+  // collective (the trainer waits on a gradient bucket queued behind the stop vote, for one), and submit()
+  // fails later ones at once. Runs after fail(), so a job submitted meanwhile is either drained here or
+  // sees the failure there.
+  void fail_stranded() {
+    std::deque<Job> stranded;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stranded.swap(queue_);
+    }
+    const std::string f = failure();
+    for (Job& j : stranded) j.work->finish(0, 0, f);
   }
 
   bool stop_watch() {
