@@ -65,12 +65,10 @@ class MpiWork final : public Work {
  public:
   MpiWork(uint64_t seq, double safety_s) : seq_(seq), safety_s_(safety_s) {}
   void wait() override {
-    std::unique_lock<std::mutex> lock(mu_);
     // The communication thread enforces the timeout; this bound only catches a thread stuck inside MPI.
-    if (!cv_.wait_for(lock, std::chrono::duration<double>(safety_s_), [&] { return done_; }))
+    if (!wait_for(safety_s_))
       CONVOY_FAIL("collective #" << seq_ << " is still running after " << safety_s_
                                  << " s: the communication thread is stuck inside MPI; the job cannot continue");
-    if (!error_.empty()) throw Error(error_, "comm/mpi_communicator.cpp", "");
   }
   bool wait_for(double seconds) override {
     std::unique_lock<std::mutex> lock(mu_);
@@ -212,11 +210,9 @@ class MpiCommunicator final : public Communicator {
     std::strncpy(j.status.what, what.c_str(), sizeof(j.status.what) - 1);
     j.work = std::make_shared<MpiWork>(static_cast<uint64_t>(j.status.seq), 2 * o_.timeout_s + 60);
     auto w = j.work;
-    if (abandoned_.load()) {
-      if (const std::string f = failure(); !f.empty()) {
-        w->finish(0, 0, f);
-        return w;
-      }
+    if (const std::string f = failure(); !f.empty()) {  // see fail()
+      w->finish(0, 0, f);
+      return w;
     }
     queue_.push_back(std::move(j));
     cv_.notify_one();
@@ -233,7 +229,7 @@ class MpiCommunicator final : public Communicator {
         j = std::move(queue_.front());
         queue_.pop_front();
       }
-      if (const std::string f = failure(); !f.empty()) {  // after a failure the ranks are out of step for good
+      if (const std::string f = failure(); !f.empty()) {  // popped while fail() was about to drain the queue
         j.work->finish(0, 0, f);
         continue;
       }
@@ -254,9 +250,24 @@ class MpiCommunicator final : public Communicator {
     std::lock_guard<std::mutex> lock(failure_mu_);
     return failure_;
   }
+  // After a failure the ranks are out of step for good: the first failure is kept, and every collective
+  // still queued fails with it, as does every later one in submit(). The queue is drained here because
+  // the communication thread may never take another job (the watchdog abandons it stuck inside MPI; the
+  // trainer waits on a gradient bucket queued behind the stop vote, for one). A job submitted meanwhile
+  // is either queued before this drain or sees the failure in submit(), which checks under mu_.
   void fail(const std::string& message) {
-    std::lock_guard<std::mutex> lock(failure_mu_);
-    if (failure_.empty()) failure_ = message;
+    std::string first;
+    {
+      std::lock_guard<std::mutex> lock(failure_mu_);
+      if (failure_.empty()) failure_ = message;
+      first = failure_;
+    }
+    std::deque<Job> stranded;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stranded.swap(queue_);
+    }
+    for (Job& j : stranded) j.work->finish(0, 0, first);
   }
 
   // When a launcher is tearing the job down (a rank died), the survivors get SIGTERM and, soon after,
@@ -296,23 +307,8 @@ class MpiCommunicator final : public Communicator {
       }
       fail(message);
       work->finish(0, 0, message);
-      fail_stranded();
       return;
     }
-  }
-
-  // The abandoned communication thread will never take another job: fail those queued behind the stuck
-  // collective (the trainer waits on a gradient bucket queued behind the stop vote, for one), and submit()
-  // fails later ones at once. Runs after fail(), so a job submitted meanwhile is either drained here or
-  // sees the failure there.
-  void fail_stranded() {
-    std::deque<Job> stranded;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stranded.swap(queue_);
-    }
-    const std::string f = failure();
-    for (Job& j : stranded) j.work->finish(0, 0, f);
   }
 
   bool stop_watch() {

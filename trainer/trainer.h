@@ -21,12 +21,10 @@
 
 namespace convoy::trainer {
 
-// `convoy train` exits with this code after SIGTERM or SIGUSR1 (a preemption) once it has written a
-// checkpoint: a requeued job resumes from it with --resume auto (EX_TEMPFAIL: "try again later").
+// `convoy train` exits with this code after SIGTERM or SIGUSR1 (a preemption, seen through common/stop.h)
+// once it has finished the step and written a checkpoint: a requeued job resumes from it with
+// --resume auto (EX_TEMPFAIL: "try again later").
 constexpr int kExitPreempted = 75;
-
-// SIGTERM and SIGUSR1 set common/stop.h's request; the loop finishes its step, checkpoints and exits with
-// kExitPreempted.
 
 struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;
