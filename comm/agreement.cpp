@@ -3,6 +3,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "comm/staging.h"
 #include "ops/math/elementwise.h"
 
 namespace convoy::comm {
@@ -48,33 +49,33 @@ std::string ranks_differing(const std::vector<Fingerprints>& all, bool (*same)(c
 
 }  // namespace
 
-void broadcast_model(Communicator& comm, ops::Graph& graph) {
-  const ops::Tensor& p = graph.params().flat();
-  const ops::Tensor& b = graph.buffers().flat();
-  auto w1 = comm.broadcast(p.data(), p.bytes(), 0, fingerprint("parameters", 0, p.bytes()),
-                           "broadcast of rank 0's parameters");
-  auto w2 = comm.broadcast(b.data(), b.bytes(), 0, fingerprint("buffers", 0, b.bytes()),
-                           "broadcast of rank 0's buffers");
-  w1->wait();
-  w2->wait();
+void broadcast_model(Communicator& data, ops::Graph& graph) {
+  broadcast_tensor(data, graph.backend(), const_cast<ops::Tensor&>(graph.params().flat()), 0,
+                   fingerprint("parameters", 0, graph.params().flat().bytes()), "broadcast of rank 0's parameters");
+  broadcast_buffers(data, graph);
 }
 
-void broadcast_buffers(Communicator& comm, ops::Graph& graph) {
-  const ops::Tensor& b = graph.buffers().flat();
-  comm.broadcast(b.data(), b.bytes(), 0, fingerprint("buffers", 0, b.bytes()), "broadcast of rank 0's buffers")
-      ->wait();
+void broadcast_buffers(Communicator& data, ops::Graph& graph) {
+  broadcast_tensor(data, graph.backend(), const_cast<ops::Tensor&>(graph.buffers().flat()), 0,
+                   fingerprint("buffers", 0, graph.buffers().flat().bytes()), "broadcast of rank 0's buffers");
 }
 
-void check_startup_agreement(Communicator& comm, const std::string& config_hash, const ops::Graph& graph) {
-  auto& g = const_cast<ops::Graph&>(graph);  // arena accessors are non-const; nothing is modified
+// A checksum of an arena over a host copy (the arena may live on a device the host cannot read).
+static uint64_t arena_hash(ops::Graph& graph, const ops::Arena& arena) {
+  const ops::Tensor host = ops::to_host(graph.backend(), arena.flat());
+  return hash_bytes(host.data(), host.bytes());
+}
+
+void check_startup_agreement(Communicator& control, const std::string& config_hash, ops::Graph& graph) {
   Fingerprints mine;
   std::strncpy(mine.config, config_hash.c_str(), sizeof(mine.config) - 1);
   mine.layout = math::mix64(layout_hash(graph.param_layout()) ^ layout_hash(graph.buffer_layout()));
-  mine.params = hash_bytes(g.params().flat().data(), g.params().flat().bytes());
-  mine.buffers = hash_bytes(g.buffers().flat().data(), g.buffers().flat().bytes());
-  std::vector<Fingerprints> all(static_cast<size_t>(comm.size()));
-  comm.all_gather(&mine, all.data(), sizeof mine, fingerprint("startup agreement", 0, sizeof mine),
-                  "startup agreement")
+  mine.params = arena_hash(graph, graph.params());
+  mine.buffers = arena_hash(graph, graph.buffers());
+  std::vector<Fingerprints> all(static_cast<size_t>(control.size()));
+  control
+      .all_gather(host_bytes(&mine, sizeof mine), host_bytes(all.data(), sizeof mine * all.size()),
+                  fingerprint("startup agreement", 0, sizeof mine), "startup agreement")
       ->wait();
   std::ostringstream os;
   std::string r = ranks_differing(all, [](const Fingerprints& a, const Fingerprints& b) {

@@ -3,29 +3,49 @@
 // thread, as Horovod's background thread; an NCCL implementation runs them on its own CUDA stream), so
 // buffers must stay untouched until wait() returns.
 //
+// Two planes use communicators (DESIGN.md §5, in short): the *data plane* moves gradients and weights,
+// which live in device memory, through the communicator the device wants (NCCL for a GPU, MPI
+// otherwise); the *control plane* (the per-step vote, metric sums, the resume path, startup agreement)
+// always uses an MPI communicator over host memory, whatever the device.
+//
 // Every collective carries a sequence number and a fingerprint (what it is: a bucket id and its size).
-// Ranks compare fingerprints before moving data: ranks that issue different collectives are named in
-// an error instead of hanging, and a collective that does not finish within the timeout is diagnosed
-// (which ranks never arrived, which are elsewhere) and reported with the training step.
+// With CheckMode::step the data plane writes each collective it issues into the step's StepRecord and
+// the per-step vote (comm/step_vote.h) compares the records of all ranks once per step; with
+// CheckMode::collective (for debugging) ranks compare fingerprints before every collective moves data.
+// A collective that does not finish within the timeout is diagnosed (which ranks never arrived, which
+// are elsewhere, and what each issued this step) and reported with the training step.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
-#include "ops/tensor.h"
+#include "comm/step_record.h"
+#include "ops/backend.h"
 
 namespace convoy::comm {
 
 class World;
 
-enum class ReduceOp { sum, average };
+enum class ReduceOp { sum, average, max };
+
+// step: one check per step, by the vote; collective: every collective agreed on before it moves data.
+enum class CheckMode { step, collective };
+CheckMode parse_check_mode(const std::string& name);  // "step" | "collective"
+
+// A collective that did not finish in time (or was stuck when the launcher stopped the job): the message
+// is the stall diagnosis, which already names every rank's whereabouts, and the peers are stalled or
+// gone, so there is nothing more to ask them.
+class StallError : public Error {
+ public:
+  using Error::Error;
+};
 
 class Work {
  public:
   virtual ~Work() = default;
-  // Blocks until the collective is done; throws convoy::Error if it failed or timed out (the
-  // communicator's timeout, CommOptions::timeout_s, which every collective is held to).
+  // Blocks until the collective is done; throws convoy::Error if it failed, StallError if it timed out
+  // (the communicator's timeout, CommOptions::timeout_s, which every collective is held to).
   virtual void wait() = 0;
   // Waits at most `seconds`: true when done, false if still running; throws if it failed.
   virtual bool wait_for(double seconds) = 0;
@@ -39,6 +59,15 @@ class Work {
 
 struct CommOptions {
   double timeout_s = 60;  // a collective that takes longer is an error naming the missing ranks
+  CheckMode check = CheckMode::step;
+  std::string plane = "data";  // "data" or "control": named in messages
+  // The step's record of data-plane collectives: the data plane writes every collective into it
+  // (records = true); every plane reports it when it diagnoses a stall. May be null.
+  std::shared_ptr<StepRecord> record;
+  bool records = false;
+  // MPI: all-reduces larger than this move in pieces of this size, which stay in the processor's cache
+  // (on shared memory here a 64 MB MPI_Allreduce runs at a third of the speed of 4 MB pieces).
+  size_t chunk_bytes = size_t{4} << 20;
 };
 
 class Communicator {
@@ -47,19 +76,24 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual const char* name() const = 0;  // "mpi", "nccl"
+  // The memory collectives take: host memory (cpu) for MPI, its GPU's for NCCL. A tensor elsewhere is
+  // refused; comm/staging.h moves it through host memory.
+  virtual ops::Device device() const = 0;
 
-  // In place over `count` elements of `dtype` (f32, bf16, f16, i64, f64). data is device memory of the
-  // backend the communicator was made for (host memory for MPI).
-  virtual std::shared_ptr<Work> all_reduce(void* data, size_t count, ops::DType dtype, ReduceOp op,
-                                           uint64_t fingerprint, const std::string& what) = 0;
-  virtual std::shared_ptr<Work> broadcast(void* data, size_t bytes, int root, uint64_t fingerprint,
-                                          const std::string& what) = 0;
-  // recv holds size() * bytes: rank r's block at r * bytes.
-  virtual std::shared_ptr<Work> all_gather(const void* send, void* recv, size_t bytes, uint64_t fingerprint,
+  // In place over `data` (f32, bf16, f16, i32, i64, f64) on device(). `ready`, when given, is an ordering
+  // point recorded on the context that wrote `data`: the collective reads nothing before it is reached.
+  // The tensor (and the event) must stay alive and untouched until the Work is done.
+  virtual std::shared_ptr<Work> all_reduce(const ops::Tensor& data, ReduceOp op, uint64_t fingerprint,
+                                           const std::string& what, ops::Event* ready = nullptr) = 0;
+  virtual std::shared_ptr<Work> broadcast(const ops::Tensor& data, int root, uint64_t fingerprint,
+                                          const std::string& what, ops::Event* ready = nullptr) = 0;
+  // recv holds size() * send.bytes(): rank r's block at r * send.bytes().
+  virtual std::shared_ptr<Work> all_gather(const ops::Tensor& send, const ops::Tensor& recv, uint64_t fingerprint,
                                            const std::string& what) = 0;
   virtual std::shared_ptr<Work> barrier(const std::string& what) = 0;
 
-  // The training step named in errors from now on.
+  // The training step named in errors from now on; with CheckMode::step the data plane's record of
+  // collectives starts over (StepRecord::begin).
   virtual void set_step(int64_t step) = 0;
   virtual double timeout_s() const = 0;
 };
@@ -67,7 +101,23 @@ class Communicator {
 // MPI over MPI_COMM_WORLD, host buffers, one communication thread.
 std::unique_ptr<Communicator> make_mpi_communicator(const World& world, const CommOptions& options = {});
 
+// The data plane's communicator by its config name (comm.backend): "mpi", "nccl", or "auto" (nccl for
+// a GPU device, mpi otherwise). A build without NCCL answers "nccl" with what to do.
+std::string resolve_comm_backend(const std::string& backend, ops::Device device);
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
+                                                const CommOptions& options = {});
+
 // A fingerprint from a role and a size: fingerprint("bucket", 3, bytes).
 uint64_t fingerprint(const char* role, uint64_t id, uint64_t bytes);
+
+// A host tensor over n values at p (control-plane collectives on plain variables).
+template <typename T>
+ops::Tensor host_values(T* p, size_t n) {
+  return ops::Tensor::wrap(const_cast<std::remove_const_t<T>*>(p), ops::Shape{static_cast<int64_t>(n)},
+                           ops::dtype_of<std::remove_const_t<T>>());
+}
+inline ops::Tensor host_bytes(void* p, size_t n) {
+  return ops::Tensor::wrap(p, ops::Shape{static_cast<int64_t>(n)}, ops::DType::u8);
+}
 
 }  // namespace convoy::comm

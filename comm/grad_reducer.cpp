@@ -1,36 +1,33 @@
 #include "comm/grad_reducer.h"
 
+#include <algorithm>
+
+#include "comm/bucket_plan.h"
 #include "common/timer.h"
-#include "ops/math/elementwise.h"
 
 namespace convoy::comm {
 
 GradReducer::GradReducer(ops::Graph& graph, Communicator& comm, const ReducerOptions& o)
-    : graph_(graph), comm_(comm), o_(o) {
-  CONVOY_CHECK(o.first_bucket_mb > 0 && o.bucket_mb > 0, "bucket sizes must be positive, got first "
-                                                             << o.first_bucket_mb << " MB, then " << o.bucket_mb
-                                                             << " MB");
+    : graph_(graph), backend_(graph.backend()), comm_(comm), o_(o) {
   CONVOY_CHECK(o.wire == ops::DType::f32 || o.wire == ops::DType::bf16 || o.wire == ops::DType::f16,
                "gradients travel as f32, bf16 or f16, not " << ops::dtype_name(o.wire));
   const auto& entries = graph.param_layout().entries();
+  std::vector<std::pair<size_t, size_t>> items;
+  for (const auto& e : entries) items.emplace_back(e.offset, e.bytes);
+  staged_ = comm.device() != backend_.device();
   bucket_of_.assign(entries.size(), 0);
-  double target = o.first_bucket_mb * 1048576.0;
-  for (size_t k = entries.size(); k-- > 0;) {
-    if (buckets_.empty() || static_cast<double>(buckets_.back().bytes) >= target) {
-      if (!buckets_.empty()) target = o.bucket_mb * 1048576.0;
-      buckets_.emplace_back();
-      buckets_.back().offset = entries[k].offset + entries[k].bytes;
-    }
-    Bucket& b = buckets_.back();
-    // Entries come in decreasing offsets: the bucket grows downwards (over alignment gaps, which hold zeros).
-    b.bytes += b.offset - entries[k].offset;
-    b.offset = entries[k].offset;
-    b.entries.push_back(k);
-    bucket_of_[k] = buckets_.size() - 1;
-  }
-  for (Bucket& b : buckets_) {
+  ready_.assign(entries.size(), 0);
+  for (BucketSpan& span : plan_buckets(items, o.first_bucket_mb, o.bucket_mb)) {
+    Bucket& b = buckets_.emplace_back();
+    b.offset = span.offset, b.bytes = span.bytes, b.entries = std::move(span.items);
+    for (size_t e : b.entries) bucket_of_[e] = buckets_.size() - 1;
+    const ops::Shape n{static_cast<int64_t>(b.bytes / 4)};
+    b.grads = graph.grads().flat().view(b.offset, n);
+    b.sent = b.grads;
+    if (o.wire != ops::DType::f32) b.sent = b.wire = ops::Tensor::empty(n, o.wire, backend_.allocator());
+    if (staged_) b.sent = b.staged = ops::Tensor::empty(n, o.wire, backend_.staging_allocator());
+    b.ready = backend_.make_event();
     b.pending = static_cast<int>(b.entries.size());
-    if (o.wire != ops::DType::f32) b.wire.resize(b.bytes / 4);
   }
 }
 
@@ -43,6 +40,10 @@ size_t GradReducer::total_bytes() const {
 void GradReducer::on_layer_done(size_t layer) {
   for (size_t e : graph_.layer_params(layer)) {
     Bucket& b = buckets_[bucket_of_[e]];
+    CONVOY_CHECK(!ready_[e], "the gradient of '" << graph_.param_layout().entry(e).name
+                                                 << "' was marked ready twice in one step (layer '"
+                                                 << graph_.layer_name(layer) << "')");
+    ready_[e] = 1;
     if (--b.pending == 0) {
       // Launch in bucket order: a bucket whose predecessors are not ready waits for them.
       while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) launch(next_launch_++);
@@ -52,34 +53,32 @@ void GradReducer::on_layer_done(size_t layer) {
 
 void GradReducer::launch(size_t i) {
   Bucket& b = buckets_[i];
-  float* g = reinterpret_cast<float*>(static_cast<char*>(graph_.grads().flat().data()) + b.offset);
-  const size_t n = b.bytes / 4;
-  const uint64_t fp = fingerprint("gradient bucket", i, b.bytes);
+  ops::ExecContext& ctx = backend_.context();
+  if (b.wire.defined()) backend_.cast(ctx, b.grads, b.wire);
+  if (b.staged.defined()) backend_.copy(ctx, b.wire.defined() ? b.wire : b.grads, b.staged);
+  b.ready->record(ctx);  // after the bucket's last backward kernel (and its cast and copy)
   const std::string what = "all-reduce of gradient bucket " + std::to_string(i) + " (" + std::to_string(b.bytes) +
                            " bytes)";
-  if (o_.wire == ops::DType::f32) {
-    b.work = comm_.all_reduce(g, n, ops::DType::f32, ReduceOp::sum, fp, what);
-    return;
-  }
-  const bool bf16 = o_.wire == ops::DType::bf16;
-  for (size_t k = 0; k < n; ++k) b.wire[k] = bf16 ? math::f32_to_bf16(g[k]) : math::f32_to_f16(g[k]);
-  b.work = comm_.all_reduce(b.wire.data(), n, o_.wire, ReduceOp::sum, fp, what);
+  b.work = comm_.all_reduce(b.sent, ReduceOp::sum, fingerprint("gradient bucket", i, b.bytes), what, b.ready.get());
 }
 
 double GradReducer::finish() {
   while (next_launch_ < buckets_.size()) launch(next_launch_++);
+  ops::ExecContext& ctx = backend_.context();
   const double t0 = now_seconds();
-  for (size_t i = 0; i < buckets_.size(); ++i) {
-    Bucket& b = buckets_[i];
+  for (Bucket& b : buckets_) {
     b.work->wait();
-    if (o_.wire != ops::DType::f32) {
-      float* g = reinterpret_cast<float*>(static_cast<char*>(graph_.grads().flat().data()) + b.offset);
-      const bool bf16 = o_.wire == ops::DType::bf16;
-      for (size_t k = 0; k < b.bytes / 4; ++k) g[k] = bf16 ? math::bf16_to_f32(b.wire[k]) : math::f16_to_f32(b.wire[k]);
+    if (b.staged.defined()) {
+      if (b.wire.defined())
+        backend_.copy(ctx, b.staged, b.wire);
+      else
+        backend_.copy(ctx, b.staged, b.grads);
     }
+    if (b.wire.defined()) backend_.cast(ctx, b.wire, b.grads);
     b.pending = static_cast<int>(b.entries.size());
   }
   next_launch_ = 0;
+  std::fill(ready_.begin(), ready_.end(), 0);
   return now_seconds() - t0;
 }
 

@@ -6,11 +6,8 @@
 
 #include <string>
 
+#include "comm/mpi_types.h"
 #include "common/error.h"
-
-namespace convoy::comm {
-std::string mpi_error_string(int code);
-}  // namespace convoy::comm
 
 #define MPI_CHECK(call)                                                                                  \
   do {                                                                                                   \

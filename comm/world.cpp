@@ -7,13 +7,6 @@
 
 namespace convoy::comm {
 
-std::string mpi_error_string(int code) {
-  char buf[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
-  return std::string(buf, static_cast<size_t>(len));
-}
-
 void check_local_rank(int mpi_local_rank, const char* env_name, const char* env_value) {
   if (!env_value || !*env_value) return;
   char* end = nullptr;
@@ -59,6 +52,8 @@ World::World() {
   MPI_CHECK(MPI_Bcast(&node_, 1, MPI_INT, 0, local));
   MPI_CHECK(MPI_Bcast(&nodes_, 1, MPI_INT, 0, local));
   MPI_Comm_free(&local);
+  MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &diagnosis_));
+  MPI_CHECK(MPI_Comm_set_errhandler(diagnosis_, MPI_ERRORS_RETURN));
   host_ = host_name();
 
   if (const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK")) {
@@ -71,6 +66,7 @@ World::World() {
 }
 
 World::~World() {
+  if (diagnosis_ != MPI_COMM_NULL) MPI_Comm_free(&diagnosis_);
   if (owns_mpi_) {
     int finalized = 0;
     MPI_Finalized(&finalized);

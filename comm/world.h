@@ -30,6 +30,10 @@ class World {
   const std::string& host() const { return host_; }
   const char* launcher() const { return launcher_; }  // "mpirun", "srun" or "none"
   int thread_level() const { return thread_level_; }  // what MPI provides (MPI_THREAD_MULTIPLE wanted)
+  // A duplicate of MPI_COMM_WORLD that only stall diagnoses use: every communicator of the process
+  // sends and answers status queries on it, so a rank stuck on one plane is found by a peer stuck on
+  // the other.
+  MPI_Comm diagnosis_comm() const { return diagnosis_; }
 
   // Leaves MPI without finalizing (after a fatal error, when peers may be gone): MPI_Abort.
   [[noreturn]] static void abort(int code);
@@ -40,6 +44,7 @@ class World {
   std::string host_;
   const char* launcher_ = "none";
   int thread_level_ = MPI_THREAD_SINGLE;
+  MPI_Comm diagnosis_ = MPI_COMM_NULL;
 };
 
 // The launcher's idea of the local rank, checked against MPI's: throws naming both values on a mismatch.

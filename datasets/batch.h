@@ -7,10 +7,19 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 namespace convoy::datasets {
 
 enum class PixelType { f32, bf16 };
+
+// Where the Loader's batch buffers come from: the trainer passes its backend's staging memory (pinned
+// host memory when the device is a GPU, so the copy to it can run asynchronously); unset, plain aligned
+// host memory. allocate(bytes) returns memory aligned to 64 bytes or throws; release(p, bytes) frees it.
+struct BatchMemory {
+  std::function<void*(size_t bytes)> allocate;
+  std::function<void(void* p, size_t bytes)> release;
+};
 
 struct Batch {
   // images: (n, height, width, channels) NHWC, 64-byte aligned. float32, or for PixelType::bf16 the upper

@@ -26,6 +26,8 @@ void LoaderOptions::validate() const {
   CONVOY_CHECK(jitter >= 0 && jitter < 1, "jitter must be in [0, 1), got " << jitter << ".");
   CONVOY_CHECK(lighting_std >= 0, "lighting_std must be >= 0, got " << lighting_std << ".");
   CONVOY_CHECK(raw_pad >= 0 && raw_pad <= 64, "raw_pad must be in [0, 64], got " << raw_pad << ".");
+  CONVOY_CHECK(static_cast<bool>(memory.allocate) == static_cast<bool>(memory.release),
+               "Give the batch memory both an allocate and a release function, or neither.");
   CONVOY_CHECK(mean.has_value() == stddev.has_value(), "Give both mean and stddev for normalization, or neither.");
   if (mean) {
     CONVOY_CHECK(mean->size() == stddev->size() && !mean->empty(), "mean and stddev need one value per channel.");
@@ -96,7 +98,13 @@ Loader::Loader(LoaderOptions options)
   buffers_ = std::vector<Buffer>(static_cast<size_t>(o_.prefetch_depth) + 1);
   for (Buffer& b : buffers_) {
     const size_t bytes = (static_cast<size_t>(per_image * o_.batch_size) * elem + 63) / 64 * 64;
-    b.images = {static_cast<uint8_t*>(std::aligned_alloc(64, bytes)), std::free};
+    if (o_.memory.allocate) {
+      auto release = o_.memory.release;
+      b.images = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(o_.memory.allocate(bytes)),
+                                          [release, bytes](uint8_t* p) { release(p, bytes); });
+    } else {
+      b.images = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)), std::free);
+    }
     CONVOY_CHECK(b.images != nullptr, "Cannot allocate " << bytes / (1 << 20) << " MB for a batch buffer.");
     b.labels.resize(static_cast<size_t>(o_.batch_size));
     b.valid.resize(static_cast<size_t>(o_.batch_size));
@@ -125,8 +133,10 @@ Loader::~Loader() {
   for (std::thread& t : threads_) t.join();
 }
 
-void Loader::start_epoch(int64_t epoch) {
+void Loader::start_epoch(int64_t epoch, int64_t first_step) {
   CONVOY_CHECK(epoch >= 0, "Epochs are numbered from 0, got " << epoch << ".");
+  CONVOY_CHECK(first_step >= 0 && first_step <= batches_per_epoch(),
+               "An epoch of " << batches_per_epoch() << " batches cannot start at batch " << first_step << ".");
   std::unique_lock<std::mutex> lock(mu_);
   // Abandon the current epoch: no new tasks, wait for the samples in flight, then recycle every buffer.
   ++generation_;
@@ -137,7 +147,7 @@ void Loader::start_epoch(int64_t epoch) {
   error_ = nullptr;
   slots_ = sampler_->epoch_slots(epoch);
   epoch_ = epoch;
-  next_open_ = next_consume_ = 0;
+  next_open_ = next_consume_ = first_step;
   accepting_ = true;
   lock.unlock();
   work_cv_.notify_all();

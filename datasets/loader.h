@@ -50,6 +50,7 @@ struct LoaderOptions {
   int output_size = 224;        // jpeg: output height = width (raw data keeps its own H x W)
   int eval_resize = 256;        // jpeg evaluation: short side before the center crop
   PixelType dtype = PixelType::f32;
+  BatchMemory memory;           // where batch buffers are allocated (default: aligned host memory)
   // Normalization (0-255 units). Default: the ImageNet values for jpeg; for raw the per-channel mean/std
   // stored by the converter (of the "train" split when there is one, so every split is normalized alike).
   std::optional<std::vector<float>> mean, stddev;
@@ -79,8 +80,10 @@ class Loader {
   const std::vector<float>& mean() const { return augment_.mean; }
   const std::vector<float>& stddev() const { return augment_.stddev; }
 
-  // Starts epoch `epoch` (any order of epochs is allowed); an unfinished epoch is abandoned first.
-  void start_epoch(int64_t epoch);
+  // Starts epoch `epoch` at its batch `first_step` (0: the beginning; a resumed run starts where its
+  // checkpoint stopped, without decoding the batches before). Any order of epochs is allowed; an
+  // unfinished epoch is abandoned first.
+  void start_epoch(int64_t epoch, int64_t first_step = 0);
 
   // The next batch of the current epoch, or nullptr when the epoch is over. The batch is the
   // consumer's until the next call of next() or start_epoch() (that call hands it back to the pool) or
@@ -90,7 +93,7 @@ class Loader {
  private:
   enum class State { free, filling, ready, consumer };
   struct Buffer {
-    std::unique_ptr<uint8_t, void (*)(void*)> images{nullptr, nullptr};
+    std::shared_ptr<uint8_t> images;  // released through LoaderOptions::memory
     std::vector<int32_t> labels;
     std::vector<uint8_t> valid;
     std::vector<int64_t> indices;

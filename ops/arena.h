@@ -17,13 +17,14 @@ class ExecContext;
 
 // How a backend keeps a parameter in memory when that differs from the plain row-major layout
 // (oneDNN picks blocked convolution weights). pack/unpack convert the plain layout (OIHW for
-// convolution weights, PyTorch's layout) on the host to and from the packed device layout.
+// convolution weights, PyTorch's layout) in a host tensor to and from the packed layout in device
+// memory (a flat f32 view of bytes()), and return when the conversion is done.
 class PackedLayout {
  public:
   virtual ~PackedLayout() = default;
   virtual size_t bytes() const = 0;
-  virtual void pack(ExecContext& ctx, const float* plain_host, void* packed) const = 0;
-  virtual void unpack(ExecContext& ctx, const void* packed, float* plain_host) const = 0;
+  virtual void pack(ExecContext& ctx, const Tensor& plain_host, Tensor& packed) const = 0;
+  virtual void unpack(ExecContext& ctx, const Tensor& packed, Tensor& plain_host) const = 0;
 };
 
 // What a parameter is, for initialization and for the optimizer's decay rules.

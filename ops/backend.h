@@ -4,7 +4,8 @@
 // Rules every backend and every layer keeps:
 // - every call takes an explicit ExecContext (a stream: oneDNN's stream on the CPU, a CUDA stream
 //   with its cuDNN/cuBLAS handles on a GPU); calls on one context run in order;
-// - tensors handed to kernels live on the backend's device; layers never touch their bytes;
+// - tensors handed to kernels live on the backend's device, and every kernel refuses one that does not
+//   (ops/boundary.h); layers never touch their bytes;
 // - scratch memory comes from the context's workspace, sized while plans are built, never during a step;
 // - kernels overwrite their outputs, except that every dx has an `accumulate` flag (dx += ...), which
 //   is how the graph sums the gradients of an activation that feeds several layers. Weight and bias
@@ -28,9 +29,22 @@ class ExecContext {
  public:
   virtual ~ExecContext() = default;
   virtual Device device() const = 0;
+  // The host waits until everything enqueued on this context has run.
   virtual void synchronize() = 0;
   // Scratch shared by kernels on this context; valid until the next kernel call on it.
   virtual void* workspace(size_t bytes) = 0;
+};
+
+// An ordering point between contexts: record() marks everything enqueued on a context so far;
+// wait_on(other) makes `other` run nothing enqueued after the call until that point is reached (without
+// blocking the host); synchronize() blocks the host until it is reached. A CUDA event on a GPU; on the
+// CPU every kernel has finished when its call returns, so all three are trivially satisfied.
+class Event {
+ public:
+  virtual ~Event() = default;
+  virtual void record(ExecContext& ctx) = 0;
+  virtual void wait_on(ExecContext& ctx) = 0;
+  virtual void synchronize() = 0;
 };
 
 // --- kernel descriptions (shapes fixed at set-up) ---
@@ -206,16 +220,19 @@ class DropoutKernel {
 };
 
 // Softmax cross-entropy over (N, K) logits, mean over the batch, with label smoothing eps:
-// target = (1 - eps) one_hot(label) + eps / K.
+// target = (1 - eps) one_hot(label) + eps / K. Losses and counts stay on the device: the caller copies
+// them back when it reports them (once per log interval), so a step never waits for the device.
 class SoftmaxCrossEntropyKernel {
  public:
   virtual ~SoftmaxCrossEntropyKernel() = default;
-  // labels: (N) i32 on the device. Writes dlogits = (softmax - target) / N and returns the mean loss.
-  virtual float forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing,
-                                 Tensor& dlogits) = 0;
-  // Evaluation: per-sample loss (N) f32, and whether the label is in the top 1 / top 5 (N) i32 each.
-  virtual void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& top1,
-                        Tensor& top5) = 0;
+  // labels: (N) i32. Writes dlogits = (softmax - target) / N; adds the batch's mean loss to loss_sum
+  // (f64 scalar) and overwrites nonfinite (i32 scalar) with 1 if that loss is not finite, else 0.
+  virtual void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing,
+                                Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) = 0;
+  // Evaluation: over the samples whose valid (N, u8) is 1, adds the summed loss, top-1 hits and top-5
+  // hits to sums (3, f64); padding duplicates (valid 0) count for nothing.
+  virtual void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const Tensor& valid,
+                        Tensor& sums) = 0;
 };
 
 struct SgdParams {
@@ -232,10 +249,18 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual std::string name() const = 0;  // "cpu (oneDNN 2.6.3, 2 threads)"
+  // Memory on this device (activations, arenas, kernel state).
   virtual Allocator& allocator() = 0;
-  // The default execution context (stream) of this backend.
+  // Host memory this device copies from and to fastest (pinned on a GPU): loader batches, communication
+  // staging buffers, values copied back for reports.
+  virtual Allocator& staging_allocator() = 0;
+  // The default execution context (stream) of this backend: every layer kernel runs on it.
   virtual ExecContext& context() = 0;
-  // Grows every context's workspace to at least `bytes`; called while plans are built.
+  // Another context (stream) for copies, casts and fills beside the default one (it has no workspace):
+  // the trainer moves the next batch on one while the step computes.
+  virtual std::unique_ptr<ExecContext> make_context() = 0;
+  virtual std::unique_ptr<Event> make_event() = 0;
+  // Grows the default context's workspace to at least `bytes`; called while plans are built.
   virtual void reserve_workspace(size_t bytes) = 0;
 
   virtual std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) = 0;
@@ -249,18 +274,35 @@ class Backend {
   virtual std::unique_ptr<DropoutKernel> dropout(const Shape& shape, float p, DType dtype) = 0;
   virtual std::unique_ptr<SoftmaxCrossEntropyKernel> softmax_cross_entropy(int64_t N, int64_t K) = 0;
 
-  // Memory movement (any direction between host and this device), fill and elementwise arena math.
-  virtual void copy(ExecContext& ctx, const void* src, Device src_device, void* dst, Device dst_device,
-                    size_t bytes) = 0;
-  virtual void fill(ExecContext& ctx, Tensor& t, float value) = 0;
-  // w, v, g: n floats each. The update PyTorch's SGD makes: d = g*scale + wd*w; v = m*v + d;
-  // w -= lr * (nesterov ? d + m*v : v).
-  virtual void sgd_update(ExecContext& ctx, const SgdParams& p, float* w, float* v, const float* g, size_t n) = 0;
-  // Sum of squares of n floats (for checksums and gradient-norm logging).
-  virtual double sum_squares(ExecContext& ctx, const float* x, size_t n) = 0;
+  // Memory movement: src and dst hold the same number of bytes; each lives on the host or on this device.
+  virtual void copy(ExecContext& ctx, const Tensor& src, Tensor& dst) = 0;
+  // Every element of t (f32, f64, i32, i64 or u8, on this device) = value.
+  virtual void fill(ExecContext& ctx, Tensor& t, double value) = 0;
+  // dst = src converted elementwise between f32 and bf16/f16 (round to nearest even; f16 overflows to
+  // infinity), the same element count, both on this device: the 16-bit gradient wire format.
+  virtual void cast(ExecContext& ctx, const Tensor& src, Tensor& dst) = 0;
+  // w, v, g: f32 slices of one length of the parameter, momentum and gradient arenas. The update
+  // PyTorch's SGD makes: d = g*scale + wd*w; v = m*v + d; w -= lr * (nesterov ? d + m*v : v).
+  virtual void sgd_update(ExecContext& ctx, const SgdParams& p, Tensor& w, Tensor& v, const Tensor& g) = 0;
+  // out (f64 scalar on this device) = the sum of the squares of x (f32): gradient and weight norms.
+  virtual void sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) = 0;
 };
+
+// A backend by the name users give it (train.device, --device): "cpu" (oneDNN), "cpu-strict" (the CPU
+// kernels behind a device boundary that refuses host access: ops/strict, for tests) or "cuda" (refused
+// with what to do when this build has no CUDA backend). threads <= 0: all cores.
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads = 0);
+// The device names make_backend accepts in this build.
+std::vector<std::string> backend_names();
 
 // The CPU backend on oneDNN. threads <= 0: all cores.
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// The CPU backend behind the strict device boundary (ops/strict/strict_backend.h).
+std::unique_ptr<Backend> make_strict_backend(int threads = 0);
+
+// Host copies of device tensors and back, through the backend (they wait for the copy): for tests,
+// reports and set-up, never inside a training step.
+Tensor to_host(Backend& backend, const Tensor& device_tensor);
+void from_host(Backend& backend, const Tensor& host_tensor, Tensor& device_tensor);
 
 }  // namespace convoy::ops

@@ -173,16 +173,31 @@ void Graph::plan_gradients() {
   }
 }
 
+// A kernel's error, with the layer it came from.
+[[noreturn]] static void rethrow_in_layer(const std::string& layer, std::string_view type, const char* pass,
+                                         const Error& e) {
+  throw Error("layer '" + layer + "' (" + std::string(type) + ", " + pass + "): " + e.message(), e.where(),
+              e.expr());
+}
+
 const Tensor& Graph::forward(const Tensor& input) {
   CONVOY_CHECK(backend_, "graph '" << name_ << "' was set up without a backend: it can only report shapes");
   CONVOY_CHECK(input.shape() == input_shape_, "graph '" << name_ << "' was set up for input " << input_shape_.str()
                                                         << ", got " << input.shape().str());
+  CONVOY_CHECK(input.device() == backend_->device(),
+               "graph '" << name_ << "': the input lives on " << input.device().str() << ", but layer '"
+                         << nodes_.front().name << "' runs on " << backend_->device().str()
+                         << ": move the batch there with Backend::copy first");
   input_ = input;
   RunContext rc{backend_->context(), training_, seed_, step_};
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (observer_) observer_->begin(i, false);
-    n.layer->forward(rc, n.x, n.out);
+    try {
+      n.layer->forward(rc, n.x, n.out);
+    } catch (const Error& e) {
+      rethrow_in_layer(n.name, n.layer->type(), "forward", e);
+    }
     if (observer_) observer_->end(i, false);
   }
   if (training_) ++step_;
@@ -201,7 +216,11 @@ void Graph::backward() {
   for (size_t i = nodes_.size(); i-- > 0;) {
     Node& n = nodes_[i];
     if (observer_) observer_->begin(i, true);
-    n.layer->backward(rc, n.x, n.out, n.dout, n.dx, std::span<const bool>(n.accumulate.get(), n.inputs.size()));
+    try {
+      n.layer->backward(rc, n.x, n.out, n.dout, n.dx, std::span<const bool>(n.accumulate.get(), n.inputs.size()));
+    } catch (const Error& e) {
+      rethrow_in_layer(n.name, n.layer->type(), "backward", e);
+    }
     if (observer_) observer_->end(i, true);
     if (hook_) hook_(i);
   }
@@ -247,10 +266,12 @@ Tensor Graph::export_entry(const Arena& arena, size_t i) const {
   const ArenaEntry& e = arena.layout().entry(i);
   Tensor host = Tensor::zeros_host(e.shape, e.dtype);
   Backend& be = backend();
-  if (e.packing)
-    e.packing->unpack(be.context(), arena.view(i).data(), host.host<float>());
-  else
-    be.copy(be.context(), arena.view(i).data(), be.device(), host.data(), Device{}, host.bytes());
+  if (e.packing) {
+    e.packing->unpack(be.context(), arena.view(i), host);
+  } else {
+    be.copy(be.context(), arena.view(i), host);
+    be.context().synchronize();
+  }
   return host;
 }
 
@@ -266,10 +287,12 @@ void Graph::import_entry(const Arena& arena, size_t i, const Tensor& host) {
                    << host.shape().str() << " " << dtype_name(host.dtype()));
   Backend& be = backend();
   Tensor dst = arena.view(i);
-  if (e.packing)
-    e.packing->pack(be.context(), host.host<float>(), dst.data());
-  else
-    be.copy(be.context(), host.data(), Device{}, dst.data(), be.device(), host.bytes());
+  if (e.packing) {
+    e.packing->pack(be.context(), host.reshaped(e.shape), dst);
+  } else {
+    be.copy(be.context(), host.reshaped(e.shape), dst);
+    be.context().synchronize();  // the host tensor may go away when this returns
+  }
 }
 
 namespace {
@@ -314,7 +337,7 @@ void Graph::init_params(uint64_t seed) {
   fill(buffer_layout_);
   // Gradients start at zero (padding of packed layouts included) so that sums over the arena are exact.
   Tensor g = grads_.flat();
-  backend().fill(backend().context(), g, 0.f);
+  backend().fill(backend().context(), g, 0.0);
 }
 
 }  // namespace convoy::ops

@@ -41,7 +41,12 @@ DType parse_dtype(const std::string& name) {
 }
 
 std::string Device::str() const {
-  return kind == DeviceKind::cpu ? std::string("cpu") : "cuda:" + std::to_string(index);
+  switch (kind) {
+    case DeviceKind::cpu: return "cpu";
+    case DeviceKind::cuda: return "cuda:" + std::to_string(index);
+    case DeviceKind::strict: return "cpu-strict";
+  }
+  return "?";
 }
 
 Shape::Shape(std::initializer_list<int64_t> dims) {
@@ -146,6 +151,12 @@ Tensor Tensor::reshaped(const Shape& shape) const {
   CONVOY_CHECK(shape.numel() == numel(), "cannot reshape " << shape_.str() << " to " << shape.str());
   Tensor t = *this;
   t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::relabeled(Device device) const {
+  Tensor t = *this;
+  t.device_ = device;
   return t;
 }
 

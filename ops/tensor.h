@@ -27,14 +27,17 @@ template <> constexpr DType dtype_of<int32_t>() { return DType::i32; }
 template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
 template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
 
-enum class DeviceKind : uint8_t { cpu, cuda };
+// cpu: host memory. cuda: a GPU's memory. strict: the test device of ops/strict, the CPU kernels behind
+// a device boundary whose memory host code cannot read (it proves that code above the kernels never
+// assumes host pointers).
+enum class DeviceKind : uint8_t { cpu, cuda, strict };
 
 struct Device {
   DeviceKind kind = DeviceKind::cpu;
   int index = 0;
   bool operator==(const Device&) const = default;
   bool is_cpu() const { return kind == DeviceKind::cpu; }
-  std::string str() const;
+  std::string str() const;  // "cpu", "cuda:0", "cpu-strict"
 };
 
 // A fixed-capacity shape: copying one never allocates.
@@ -107,6 +110,10 @@ class Tensor {
   Tensor view(size_t byte_offset, const Shape& shape, DType dtype) const;
   Tensor view(size_t byte_offset, const Shape& shape) const { return view(byte_offset, shape, dtype_); }
   Tensor reshaped(const Shape& shape) const;
+  // The same memory labelled as another device's. Only for a backend that runs another backend's
+  // kernels behind its own device boundary (ops/strict hands its memory to the CPU kernels this way,
+  // inside a kernel call); everything else moves memory between devices with Backend::copy.
+  Tensor relabeled(Device device) const;
 
   bool defined() const { return data_ != nullptr; }
   void* data() const { return data_; }

@@ -1,15 +1,19 @@
 // `convoy bench allreduce`: the gradient all-reduce, reported the way nccl-tests reports collectives
 // (size, count, type, time, algbw = bytes / time, busbw = algbw * 2 (n - 1) / n, #wrong), with raw
-// MPI_Allreduce of the same bytes beside convoy's path for each size: the communication thread, the
-// fingerprint check and the buckets the GradReducer would cut (first 1 MB, then 25 MB, async, in order).
+// MPI_Allreduce of the same bytes (comm/mpi_raw.h) beside convoy's data plane for each size: the
+// communicator the trainer would use (--backend, as comm.backend), its communication thread, the
+// collective check of --check (as comm.check) and the buckets the GradReducer would cut
+// (comm/bucket_plan.h: first 1 MB, then 25 MB, all started, then waited for).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "comm/bucket_plan.h"
 #include "comm/communicator.h"
-#include "comm/mpi_check.h"
-#include "comm/mpi_types.h"
+#include "comm/mpi_raw.h"
+#include "comm/step_record.h"
+#include "comm/step_vote.h"
 #include "comm/world.h"
 #include "common/timer.h"
 #include "ops/math/elementwise.h"
@@ -21,7 +25,7 @@ namespace {
 
 struct BenchAllreduceArgs {
   int64_t min_bytes = 1024, max_bytes = 128ll << 20;
-  std::string dtype = "f32";
+  std::string dtype = "f32", backend = "auto", check = "step";
   int iters = 10, warmup = 2;
   double first_bucket_mb = 1, bucket_mb = 25;
   bool json = false;
@@ -34,14 +38,17 @@ struct Row {
 
 float value(int rank, size_t i) { return static_cast<float>((rank + 1) * static_cast<int>(i % 5)); }
 
+// The benchmark's buffer: a host tensor of `count` elements of type t, filled with small integers that
+// every type holds exactly, so the sums can be checked.
 class Buffer {
  public:
-  Buffer(size_t count, ops::DType t) : count_(count), t_(t), f_(t == ops::DType::f32 ? count : 0), h_(t == ops::DType::f32 ? 0 : count) {}
-  void* data() { return t_ == ops::DType::f32 ? static_cast<void*>(f_.data()) : static_cast<void*>(h_.data()); }
+  Buffer(size_t count, ops::DType t)
+      : count_(count), t_(t), data_(ops::Tensor::zeros_host(ops::Shape{static_cast<int64_t>(count)}, t)) {}
+  ops::Tensor& tensor() { return data_; }
   void fill(int rank) {
     for (size_t i = 0; i < count_; ++i) set(i, value(rank, i));
   }
-  // Elements that are not the sum over ranks (small integers: exact in every type).
+  // Elements that are not the sum over ranks.
   int64_t wrong(int ranks) const {
     int64_t bad = 0;
     for (size_t i = 0; i < count_; ++i) {
@@ -54,17 +61,19 @@ class Buffer {
 
  private:
   void set(size_t i, float v) {
-    if (t_ == ops::DType::f32) f_[i] = v;
-    else h_[i] = t_ == ops::DType::bf16 ? math::f32_to_bf16(v) : math::f32_to_f16(v);
+    if (t_ == ops::DType::f32)
+      data_.host<float>()[i] = v;
+    else
+      static_cast<uint16_t*>(data_.data())[i] = t_ == ops::DType::bf16 ? math::f32_to_bf16(v) : math::f32_to_f16(v);
   }
   float get(size_t i) const {
-    if (t_ == ops::DType::f32) return f_[i];
-    return t_ == ops::DType::bf16 ? math::bf16_to_f32(h_[i]) : math::f16_to_f32(h_[i]);
+    if (t_ == ops::DType::f32) return data_.host<float>()[i];
+    const uint16_t h = static_cast<const uint16_t*>(data_.data())[i];
+    return t_ == ops::DType::bf16 ? math::bf16_to_f32(h) : math::f16_to_f32(h);
   }
   size_t count_;
   ops::DType t_;
-  std::vector<float> f_;
-  std::vector<uint16_t> h_;
+  ops::Tensor data_;
 };
 
 Row summarize(double seconds, size_t bytes, int ranks, int64_t wrong) {
@@ -82,15 +91,18 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
                "--dtype must be f32, bf16 or f16, got " << a.dtype);
   CONVOY_CHECK(a.min_bytes > 0 && a.max_bytes >= a.min_bytes && a.iters > 0,
                "need 0 < --min-bytes <= --max-bytes and --iters > 0");
-  auto comm = comm::make_mpi_communicator(w, {120});
+  auto record = std::make_shared<comm::StepRecord>();
+  comm::CommOptions data_options{120, comm::parse_check_mode(a.check), "data", record, true};
+  auto comm = comm::make_communicator(a.backend, ops::Device{}, w, data_options);
+  auto control = comm::make_mpi_communicator(w, {120, comm::CheckMode::step, "control", record, false});
   const int n = w.size();
   const size_t esize = ops::dtype_size(t);
   if (w.rank() == 0 && !a.json) {
     std::printf("# convoy bench allreduce: %d ranks on %d node(s), %s, %d iterations after %d warm-up\n", n, w.nodes(),
                 ops::dtype_name(t), a.iters, a.warmup);
-    std::printf("# raw: one MPI_Allreduce (in place, main thread). convoy: the communication thread, buckets of "
-                "%.0f MB then %.0f MB, all started, then waited for.\n",
-                a.first_bucket_mb, a.bucket_mb);
+    std::printf("# raw: one MPI_Allreduce (in place, main thread). convoy: the %s data plane (check: %s), buckets "
+                "of %.0f MB then %.0f MB, all started, then waited for; the per-step vote comes after (not timed).\n",
+                comm->name(), a.check.c_str(), a.first_bucket_mb, a.bucket_mb);
     std::printf("#%12s %12s %5s | %10s %8s %8s %6s | %10s %8s %8s %6s | %6s\n", "size (B)", "count", "type",
                 "raw (us)", "algbw", "busbw", "#wrong", "convoy(us)", "algbw", "busbw", "#wrong", "ratio");
   }
@@ -101,33 +113,32 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
     double raw_s = 0;
     for (int i = 0; i < a.warmup + a.iters; ++i) {
       buf.fill(w.rank());
-      MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+      comm::raw_mpi_barrier();
       const double t0 = now_seconds();
-      MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf.data(), static_cast<int>(count), comm::mpi_datatype(t),
-                              comm::mpi_sum_op(t), MPI_COMM_WORLD));
+      comm::raw_mpi_all_reduce(buf.tensor());
       if (i >= a.warmup) raw_s += now_seconds() - t0;
     }
     const Row raw = summarize(raw_s / a.iters, real_bytes, n, buf.wrong(n));
-    // convoy: the reducer's buckets.
-    std::vector<std::pair<size_t, size_t>> buckets;  // element offset, count
-    for (size_t off = 0, target = static_cast<size_t>(a.first_bucket_mb * 1048576) / esize; off < count;) {
-      const size_t c = std::min(std::max<size_t>(target, 1), count - off);
-      buckets.emplace_back(off, c);
-      off += c;
-      target = static_cast<size_t>(a.bucket_mb * 1048576) / esize;
-    }
+    // convoy: the reducer's buckets over the buffer (seen as 64 KiB parameters).
+    const auto items = comm::uniform_items(real_bytes, size_t{64} << 10);
+    const auto buckets = comm::plan_buckets(items, a.first_bucket_mb, a.bucket_mb);
+    std::vector<ops::Tensor> views;
+    for (const auto& b : buckets)
+      views.push_back(buf.tensor().view(b.offset, ops::Shape{static_cast<int64_t>(b.bytes / esize)}));
     double ours_s = 0;
     for (int i = 0; i < a.warmup + a.iters; ++i) {
       buf.fill(w.rank());
+      comm->set_step(i);
       comm->barrier("bench barrier")->wait();
       const double t0 = now_seconds();
       std::vector<std::shared_ptr<comm::Work>> works;
       for (size_t b = 0; b < buckets.size(); ++b)
-        works.push_back(comm->all_reduce(static_cast<char*>(buf.data()) + buckets[b].first * esize, buckets[b].second,
-                                         t, comm::ReduceOp::sum, comm::fingerprint("bench bucket", b, buckets[b].second),
+        works.push_back(comm->all_reduce(views[b], comm::ReduceOp::sum,
+                                         comm::fingerprint("bench bucket", b, buckets[b].bytes),
                                          "bench bucket " + std::to_string(b)));
       for (auto& wk : works) wk->wait();
       if (i >= a.warmup) ours_s += now_seconds() - t0;
+      comm::vote_step(*control, record.get(), i, {});  // as a training step ends: the ranks compare records
     }
     const Row ours = summarize(ours_s / a.iters, real_bytes, n, buf.wrong(n));
     if (w.rank() != 0) continue;
@@ -138,7 +149,8 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
                           {"raw_busbw_GBps", raw.busbw}, {"raw_wrong", raw.wrong}, {"convoy_us", ours.us},
                           {"convoy_algbw_GBps", ours.algbw}, {"convoy_busbw_GBps", ours.busbw},
                           {"convoy_wrong", ours.wrong}, {"busbw_ratio", ours.busbw / raw.busbw},
-                          {"buckets", buckets.size()}};
+                          {"buckets", buckets.size()},      {"backend", comm->name()},
+                          {"check", a.check}};
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf(" %12lld %12zu %5s | %10.1f %8.3f %8.3f %6lld | %10.1f %8.3f %8.3f %6lld | %6.3f\n",
@@ -160,6 +172,8 @@ void add_bench_allreduce_command(CLI::App& bench, Action& action) {
   cmd->add_option("--min-bytes", a->min_bytes, "Smallest message")->capture_default_str();
   cmd->add_option("--max-bytes", a->max_bytes, "Largest message (sizes double)")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "f32, bf16 or f16")->capture_default_str();
+  cmd->add_option("--backend", a->backend, "The data plane: auto, mpi or nccl (as comm.backend)")->capture_default_str();
+  cmd->add_option("--check", a->check, "step or collective (as comm.check)")->capture_default_str();
   cmd->add_option("--iters", a->iters, "Timed iterations per size")->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Untimed iterations first")->capture_default_str();
   cmd->add_option("--bucket-mb", a->bucket_mb, "Bucket size after the first")->capture_default_str();

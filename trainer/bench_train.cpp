@@ -1,6 +1,7 @@
-// `convoy bench train`: training steps on synthetic data (forward, loss, backward, SGD update), timed per
-// step after warm-up. Labels change every step: a repeated batch with fixed labels drives the loss to
-// zero and the gradients into denormals, which slows every later step (BENCHMARKS.md).
+// `convoy bench train`: the trainer's step (trainer/step.h: forward, loss, backward with the overlapped
+// all-reduce, the per-step vote, SGD update) on synthetic data, timed per step after warm-up, on any
+// device. Labels change every step: a repeated batch with fixed labels drives the loss to zero and the
+// gradients into denormals, which slows every later step.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "comm/agreement.h"
 #include "comm/grad_reducer.h"
+#include "trainer/step.h"
 #include "common/alloc_counter.h"
 #include "common/timer.h"
 #include "ops/models/zoo.h"
@@ -21,7 +23,7 @@ namespace convoy::trainer {
 namespace {
 
 struct BenchTrainArgs {
-  std::string model = "resnet50";
+  std::string model = "resnet50", device = "cpu", comm_backend = "auto";
   int64_t batch = 16, image_size = 0, channels = 0, classes = 0;
   int steps = 20, warmup = 3, threads = 0;
   uint64_t seed = 0;
@@ -69,20 +71,24 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   CONVOY_CHECK(a.batch > 0 && a.steps > 0 && a.warmup >= 0, "--batch and --steps must be positive");
 
   const int ranks = world.size();
-  auto backend = ops::make_cpu_backend(a.threads > 0 ? a.threads : cores_per_rank(world.local_size()));
+  auto backend = ops::make_backend(a.device, a.threads > 0 ? a.threads : cores_per_rank(world.local_size()));
   auto graph = ops::make_model(a.model, {classes, channels, false});
   graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
   graph->init_params(a.seed);
   Sgd sgd(*graph, SgdOptions{0.9f, 1e-4f, false, false});
-  std::unique_ptr<comm::Communicator> comm;
+  std::shared_ptr<comm::StepRecord> record;
+  std::unique_ptr<comm::Communicator> control, data;
   std::unique_ptr<comm::GradReducer> reducer;
   if (ranks > 1) {
-    comm = comm::make_mpi_communicator(world, {120});
-    comm::broadcast_model(*comm, *graph);
-    reducer = std::make_unique<comm::GradReducer>(*graph, *comm, comm::ReducerOptions{});
+    record = std::make_shared<comm::StepRecord>();
+    control = comm::make_mpi_communicator(world, {120, comm::CheckMode::step, "control", record, false});
+    data = comm::make_communicator(a.comm_backend, backend->device(), world,
+                                   {120, comm::CheckMode::step, "data", record, true});
+    comm::broadcast_model(*data, *graph);
+    reducer = std::make_unique<comm::GradReducer>(*graph, *data, comm::ReducerOptions{});
     graph->set_backward_hook([&](size_t layer) { reducer->on_layer_done(layer); });
   }
-  auto loss = backend->softmax_cross_entropy(a.batch, classes);
+  TrainStep step(*graph, sgd, StepPlanes{reducer.get(), control.get(), record.get(), ranks}, classes, 0.f);
 
   std::mt19937 rng(static_cast<uint32_t>(a.seed + static_cast<uint64_t>(world.rank())));
   ops::Tensor x = ops::Tensor::empty(graph->input_shape(), ops::DType::f32, backend->allocator());
@@ -90,9 +96,9 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     std::normal_distribution<float> normal(0.f, 1.f);
     ops::Tensor host = ops::Tensor::zeros_host(x.shape());
     for (int64_t i = 0; i < host.numel(); ++i) host.host<float>()[i] = normal(rng);
-    backend->copy(backend->context(), host.data(), {}, x.data(), x.device(), x.bytes());
+    ops::from_host(*backend, host, x);
   }
-  ops::Tensor labels_host = ops::Tensor::zeros_host(ops::Shape{a.batch}, ops::DType::i32);
+  ops::Tensor labels_host = ops::Tensor::empty(ops::Shape{a.batch}, ops::DType::i32, backend->staging_allocator());
   ops::Tensor labels = ops::Tensor::empty(ops::Shape{a.batch}, ops::DType::i32, backend->allocator());
   std::uniform_int_distribution<int32_t> label_dist(0, static_cast<int32_t>(classes - 1));
 
@@ -100,7 +106,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   double exposed_s = 0, total_s = 0;
   uint64_t allocs_before = 0;
   long faults_before = 0;
-  float last_loss = 0.f;
+  double loss_sum = 0;
   ops::ExecContext& ctx = backend->context();
   LayerProfile profile(graph->num_layers());
   for (int i = 0; i < a.warmup + a.steps; ++i) {
@@ -109,26 +115,27 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     if (i == a.warmup) {
       allocs_before = allocation_count();
       faults_before = sample_rusage().minor_faults;
+      step.take_loss_sum();  // the timed steps' losses only
     }
+    if (data) data->set_step(i);
+    if (control) control->set_step(i);
     double t0 = now_seconds();
-    backend->copy(ctx, labels_host.data(), {}, labels.data(), labels.device(), labels.bytes());
-    const ops::Tensor& logits = graph->forward(x);
-    last_loss = loss->forward_backward(ctx, logits, labels, 0.f, graph->output_grad());
-    graph->backward();
-    const double exposed = reducer ? reducer->finish() : 0.0;
-    sgd.step(0.01f, 1.f / static_cast<float>(ranks));
-    ctx.synchronize();
+    backend->copy(ctx, labels_host, labels);
+    const TrainStep::Result r = step.run(x, labels, 0.01, false, i);
+    CONVOY_CHECK(!r.verdict.nonfinite, "the loss became non-finite at step " << i << " of the benchmark");
     if (i >= a.warmup) {
-      const double step = now_seconds() - t0;
-      ms.push_back(step * 1e3);
-      exposed_s += exposed, total_s += step;
+      const double dt = now_seconds() - t0;
+      ms.push_back(dt * 1e3);
+      exposed_s += r.comm_wait_s, total_s += dt;
     }
   }
-  if (comm) comm->barrier("end of bench")->wait();
-  if (world.rank() != 0) return 0;
   const double allocs_per_step = static_cast<double>(allocation_count() - allocs_before) / a.steps;
   RusageSample ru = sample_rusage();
   const double faults_per_step = static_cast<double>(ru.minor_faults - faults_before) / a.steps;
+  loss_sum = step.take_loss_sum();
+  const float last_loss = static_cast<float>(loss_sum / a.steps);
+  if (control) control->barrier("end of bench")->wait();
+  if (world.rank() != 0) return 0;
 
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
@@ -147,6 +154,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"channels", channels},
                         {"classes", classes},
                         {"precision", "f32"},
+                        {"device", a.device},
                         {"backend", backend->name()},
                         {"ranks", ranks},
                         {"exposed_comm_share", exposed_share},
@@ -160,7 +168,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"peak_rss_mb", static_cast<double>(ru.peak_rss_kb) / 1024.0},
                         {"allocations_per_step", counting_enabled() ? nlohmann::json(allocs_per_step) : nullptr},
                         {"page_faults_per_step", faults_per_step},
-                        {"final_loss", last_loss}};
+                        {"mean_loss", last_loss}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("convoy bench train: %s, batch %ld, %ldx%ldx%ld, %ld classes, f32, %s\n", a.model.c_str(),
@@ -170,7 +178,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                 sorted.front(), sorted.back());
     std::printf("  %.1f images/s, ~%.1f GFLOP/s (3x forward), peak RSS %.0f MB\n", images_per_s, gflops,
                 static_cast<double>(ru.peak_rss_kb) / 1024.0);
-    std::printf("  per steady step: %.1f heap allocations, %.1f page faults; last loss %.4f\n", allocs_per_step,
+    std::printf("  per steady step: %.1f heap allocations, %.1f page faults; mean loss %.4f\n", allocs_per_step,
                 faults_per_step, last_loss);
     if (ranks > 1)
       std::printf("  %d ranks (batch %ld each): %.1f %% of the step waited for gradient all-reduce that backward did "
@@ -187,6 +195,9 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   auto a = std::make_shared<BenchTrainArgs>();
   auto* cmd = bench.add_subcommand("train", "Time training steps (forward, backward, SGD) on synthetic data");
   cmd->add_option("--model", a->model, "Model name (see `convoy models`)")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu, cpu-strict or cuda (as train.device)")->capture_default_str();
+  cmd->add_option("--comm-backend", a->comm_backend, "Data plane under mpirun: auto, mpi or nccl (as comm.backend)")
+      ->capture_default_str();
   cmd->add_option("--batch", a->batch, "Images per step (per rank under mpirun)")->capture_default_str();
   cmd->add_option("--image-size", a->image_size, "Input height and width (default: the model's)");
   cmd->add_option("--channels", a->channels, "Input channels (default: the model's)");

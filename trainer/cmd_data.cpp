@@ -1,10 +1,6 @@
 // The data commands: `convoy convert imagefolder|idx`, `convoy inspect`, `convoy bench data`.
-// The library (datasets/) takes rank, size and the two collectives it needs as functions; MPI lives
-// here until comm/ owns it. Conversions run under mpirun (ranks write disjoint shards) or alone.
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1  // the C API only; Open MPI's C++ bindings need another library
-#endif
-#include <mpi.h>
+// The library (datasets/) takes rank, size and the two collectives it needs as functions, which
+// comm::MpiSession provides. Conversions run under mpirun (ranks write disjoint shards) or alone.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -13,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "comm/mpi_session.h"
 #include "common/error.h"
 #include "common/timer.h"
 #include "datasets/idx.h"
@@ -24,61 +21,15 @@
 namespace convoy::trainer {
 namespace {
 
-// MPI for the length of one command (MPI_Init works without mpirun: a singleton world of one rank).
-class MpiSession {
- public:
-  MpiSession() {
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) {
-      MPI_Init(nullptr, nullptr);
-      owner_ = true;
-    }
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-    set_error_rank(size_ > 1 ? rank_ : -1);
-  }
-  ~MpiSession() {
-    if (owner_) MPI_Finalize();
-  }
-  MpiSession(const MpiSession&) = delete;
-  MpiSession& operator=(const MpiSession&) = delete;
-
-  datasets::ConvertComm comm() const {
-    datasets::ConvertComm c;
-    c.rank = rank_;
-    c.size = size_;
-    c.gather = [this](const std::string& s) {
-      int len = static_cast<int>(s.size());
-      std::vector<int> lens(static_cast<size_t>(size_)), displs(static_cast<size_t>(size_));
-      MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
-      int total = 0;
-      for (int r = 0; r < size_; ++r) displs[static_cast<size_t>(r)] = total, total += lens[static_cast<size_t>(r)];
-      std::string all(rank_ == 0 ? static_cast<size_t>(total) : 0, '\0');
-      MPI_Gatherv(s.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, MPI_COMM_WORLD);
-      std::vector<std::string> out;
-      if (rank_ == 0)
-        for (int r = 0; r < size_; ++r)
-          out.push_back(all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
-                                   static_cast<size_t>(lens[static_cast<size_t>(r)])));
-      return out;
-    };
-    c.broadcast = [this](const std::string& s) {
-      int len = static_cast<int>(s.size());
-      MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
-      std::string out = rank_ == 0 ? s : std::string(static_cast<size_t>(len), '\0');
-      MPI_Bcast(out.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
-      return out;
-    };
-    return c;
-  }
-  int rank() const { return rank_; }
-  int size() const { return size_; }
-
- private:
-  bool owner_ = false;
-  int rank_ = 0, size_ = 1;
-};
+// The conversions' view of MPI: rank, size and the two string collectives, from an MpiSession.
+datasets::ConvertComm convert_comm(const comm::MpiSession& mpi) {
+  datasets::ConvertComm c;
+  c.rank = mpi.rank();
+  c.size = mpi.size();
+  c.gather = [&mpi](const std::string& s) { return mpi.gather(s); };
+  c.broadcast = [&mpi](const std::string& s) { return mpi.broadcast(s); };
+  return c;
+}
 
 void print_summary(const datasets::ConvertSummary& s, const std::string& out, int ranks) {
   std::printf("converted split %s into %s: %ld records in %ld shards (%ld sources, %zu skipped, %d rank%s)\n",
@@ -93,15 +44,15 @@ void print_summary(const datasets::ConvertSummary& s, const std::string& out, in
 }
 
 int run_convert_imagefolder(const datasets::ImageFolderOptions& o) {
-  MpiSession mpi;
-  const auto summary = datasets::convert_imagefolder(o, mpi.comm());
+  comm::MpiSession mpi;
+  const auto summary = datasets::convert_imagefolder(o, convert_comm(mpi));
   if (mpi.rank() == 0) print_summary(summary, o.out, mpi.size());
   return 0;
 }
 
 int run_convert_idx(const datasets::IdxOptions& o) {
-  MpiSession mpi;
-  const auto summary = datasets::convert_idx(o, mpi.comm());
+  comm::MpiSession mpi;
+  const auto summary = datasets::convert_idx(o, convert_comm(mpi));
   if (mpi.rank() == 0) print_summary(summary, o.out, mpi.size());
   return 0;
 }

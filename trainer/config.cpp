@@ -160,6 +160,7 @@ void visit(C& c, V& v) {
   v.field("teacher", c.train.teacher);
   v.field("distill_temperature", c.train.distill_temperature);
   v.field("precision", c.train.precision);
+  v.field("device", c.train.device);
   v.field("deterministic", c.train.deterministic);
   v.field("seed", c.train.seed);
   v.field("threads", c.train.threads);
@@ -173,6 +174,8 @@ void visit(C& c, V& v) {
   v.field("bucket_mb", c.comm.bucket_mb);
   v.field("first_bucket_mb", c.comm.first_bucket_mb);
   v.field("wire", c.comm.wire);
+  v.field("backend", c.comm.backend);
+  v.field("check", c.comm.check);
   v.section("log");
   v.field("interval", c.log.interval);
   v.end();
@@ -289,6 +292,8 @@ void validate(const Config& c) {
   check_range(t.distill_temperature > 0, c, "train.distill_temperature", t.distill_temperature, "must be positive");
   check_range(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", c, "train.precision",
               "'" + t.precision + "'", "must be fp32, bf16 or fp16");
+  check_range(t.device == "cpu" || t.device == "cuda" || t.device == "cpu-strict", c, "train.device",
+              "'" + t.device + "'", "must be cpu, cuda or cpu-strict");
   check_range(t.threads >= 0, c, "train.threads", t.threads, "must not be negative");
   // eval, checkpoint, log
   check_range(c.eval.every_epochs >= 0, c, "eval.every_epochs", c.eval.every_epochs, "must not be negative");
@@ -300,6 +305,10 @@ void validate(const Config& c) {
   check_range(c.comm.first_bucket_mb > 0, c, "comm.first_bucket_mb", c.comm.first_bucket_mb, "must be positive");
   check_range(c.comm.wire == "f32" || c.comm.wire == "bf16" || c.comm.wire == "f16", c, "comm.wire",
               "'" + c.comm.wire + "'", "must be f32, bf16 or f16");
+  check_range(c.comm.backend == "auto" || c.comm.backend == "mpi" || c.comm.backend == "nccl", c, "comm.backend",
+              "'" + c.comm.backend + "'", "must be auto, mpi or nccl");
+  check_range(c.comm.check == "step" || c.comm.check == "collective", c, "comm.check", "'" + c.comm.check + "'",
+              "must be step or collective");
   check_range(c.log.interval > 0, c, "log.interval", c.log.interval, "must be positive");
 }
 

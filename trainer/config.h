@@ -51,6 +51,7 @@ struct TrainConfig {
   std::string teacher;                  // distillation teacher checkpoint (later issue; must stay empty)
   double distill_temperature = 1.0;
   std::string precision = "fp32";       // fp32 | bf16 | fp16 (mixed precision with fp32 master weights)
+  std::string device = "cpu";           // cpu | cuda | cpu-strict (the CPU kernels behind a device boundary: tests)
   bool deterministic = false;           // one compute thread, one decode thread, fixed kernel choices
   uint64_t seed = 0;
   int threads = 0;                      // compute threads per rank; 0 = cores per rank
@@ -70,6 +71,8 @@ struct CommConfig {
   double bucket_mb = 25;                // gradient all-reduce buckets (the first one is first_bucket_mb)
   double first_bucket_mb = 1;
   std::string wire = "f32";             // f32 | bf16 | f16: the type gradients travel in
+  std::string backend = "auto";         // auto | mpi | nccl: the data plane (auto: nccl on cuda, mpi otherwise)
+  std::string check = "step";           // step: one vote per step compares the collectives; collective: each one
 };
 
 struct LogConfig {

@@ -28,6 +28,7 @@ class Sgd {
   struct Range {
     size_t offset_floats, count;
     bool decay;
+    ops::Tensor w, v, g;  // the range's views of the parameter, momentum and gradient arenas
   };
   ops::Graph& graph_;
   SgdOptions o_;

@@ -38,13 +38,6 @@ datasets::LoaderOptions loader_options(const Config& c, bool train, int threads,
   return o;
 }
 
-ops::Tensor images_of(const datasets::Batch& b) {
-  return ops::Tensor::wrap(b.images, ops::Shape{b.n, b.height, b.width, b.channels}, ops::DType::f32);
-}
-ops::Tensor labels_of(const datasets::Batch& b) {
-  return ops::Tensor::wrap(b.labels, ops::Shape{b.n}, ops::DType::i32);
-}
-
 }  // namespace
 
 int cores_per_rank(int local_ranks) {
@@ -68,19 +61,35 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   cfg_.validate_for_world(size_);
   local_batch_ = t.batch_size / size_;
   CONVOY_CHECK(t.precision == "fp32", cfg_.source << ": train.precision " << t.precision
-                                                  << " needs a backend with mixed precision, which this build's CPU "
-                                                     "backend does not have: use fp32");
+                                                  << " needs a backend with mixed precision, which this build does "
+                                                     "not have yet: use fp32");
   if (rank_ == 0) std::filesystem::create_directories(run_dir_);
   const int cores = cores_per_rank(world ? world->local_size() : 1);
   const int compute_threads = t.deterministic ? 1 : (t.threads > 0 ? t.threads : cores);
   const int data_threads = t.deterministic ? 1 : (cfg_.data.threads > 0 ? cfg_.data.threads : cores);
-  backend_ = ops::make_cpu_backend(compute_threads);
-  if (size_ > 1) comm_ = comm::make_mpi_communicator(*world, {cfg_.comm.timeout_s});
+  try {
+    backend_ = ops::make_backend(t.device, compute_threads);
+  } catch (const Error& e) {
+    CONVOY_FAIL(cfg_.source << ": train.device: " << e.message());
+  }
+  if (size_ > 1) {
+    const double timeout = cfg_.comm.timeout_s;
+    record_ = std::make_shared<comm::StepRecord>();
+    comm::CommOptions control{timeout, comm::CheckMode::step, "control", record_, false};
+    comm::CommOptions data{timeout, comm::parse_check_mode(cfg_.comm.check), "data", record_, true};
+    control_ = comm::make_mpi_communicator(*world, control);
+    try {
+      data_ = comm::make_communicator(cfg_.comm.backend, backend_->device(), *world, data);
+    } catch (const Error& e) {
+      CONVOY_FAIL(cfg_.source << ": comm.backend: " << e.message());
+    }
+  }
 
-  train_data_ = std::make_unique<datasets::Loader>(
-      loader_options(cfg_, true, data_threads, local_batch_, rank_, size_));
-  val_data_ = std::make_unique<datasets::Loader>(
-      loader_options(cfg_, false, data_threads, local_batch_, rank_, size_));
+  datasets::LoaderOptions train_opts = loader_options(cfg_, true, data_threads, local_batch_, rank_, size_);
+  datasets::LoaderOptions val_opts = loader_options(cfg_, false, data_threads, local_batch_, rank_, size_);
+  train_opts.memory = val_opts.memory = staging_memory(*backend_);
+  train_data_ = std::make_unique<datasets::Loader>(train_opts);
+  val_data_ = std::make_unique<datasets::Loader>(val_opts);
   const int64_t data_classes = train_data_->dataset().num_classes();
   classes_ = cfg_.model.num_classes > 0 ? cfg_.model.num_classes : data_classes;
   CONVOY_CHECK(classes_ >= data_classes, cfg_.source << ": model.num_classes " << classes_ << " is smaller than the "
@@ -91,30 +100,35 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
                            << " channels");
 
   graph_ = ops::make_model(cfg_.model.name, {classes_, channels, cfg_.model.zero_gamma});
-  graph_->setup(backend_.get(), ops::Shape{local_batch_, train_data_->height(), train_data_->width(), channels});
+  const ops::Shape input{local_batch_, train_data_->height(), train_data_->width(), channels};
+  graph_->setup(backend_.get(), input);
   graph_->init_params(t.seed);
   graph_->set_dropout_seed(t.seed + static_cast<uint64_t>(rank_));  // each rank drops its own units
   if (!cfg_.model.init_from.empty()) load_weights(cfg_.model.init_from, *graph_);
   sgd_ = std::make_unique<Sgd>(*graph_, SgdOptions{static_cast<float>(t.momentum), static_cast<float>(t.weight_decay),
                                                    t.nesterov, t.no_bias_decay});
-  loss_ = backend_->softmax_cross_entropy(local_batch_, classes_);
-  eval_loss_ = ops::Tensor::empty(ops::Shape{local_batch_}, ops::DType::f32, backend_->allocator());
-  eval_top1_ = ops::Tensor::empty(ops::Shape{local_batch_}, ops::DType::i32, backend_->allocator());
-  eval_top5_ = ops::Tensor::empty(ops::Shape{local_batch_}, ops::DType::i32, backend_->allocator());
-  if (comm_) {
-    comm::broadcast_model(*comm_, *graph_);
-    comm::check_startup_agreement(*comm_, cfg_.hash(), *graph_);
+  if (size_ > 1) {
+    comm::broadcast_model(*data_, *graph_);
+    comm::check_startup_agreement(*control_, cfg_.hash(), *graph_);
     reducer_ = std::make_unique<comm::GradReducer>(
-        *graph_, *comm_, comm::ReducerOptions{cfg_.comm.first_bucket_mb, cfg_.comm.bucket_mb, wire_type(cfg_.comm.wire)});
+        *graph_, *data_,
+        comm::ReducerOptions{cfg_.comm.first_bucket_mb, cfg_.comm.bucket_mb, wire_type(cfg_.comm.wire)});
     graph_->set_backward_hook([this](size_t layer) { reducer_->on_layer_done(layer); });
   }
+  step_ = std::make_unique<TrainStep>(*graph_, *sgd_, StepPlanes{reducer_.get(), control_.get(), record_.get(), size_},
+                                      classes_, static_cast<float>(t.label_smoothing));
+  batches_ = std::make_unique<DeviceBatches>(*backend_, input);
+  eval_sums_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->allocator());
+  eval_sums_host_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->staging_allocator());
   if (rank_ == 0)
     spdlog::info("{} on {} x {}: {} parameters, {} classes, input {}x{}x{}, global batch {} ({} per rank), {} steps "
                  "per epoch{}",
                  cfg_.model.name, size_, backend_->name(), graph_->num_params(), classes_, channels,
                  train_data_->height(), train_data_->width(), t.batch_size, local_batch_,
                  train_data_->batches_per_epoch(),
-                 reducer_ ? ", " + std::to_string(reducer_->buckets().size()) + " gradient buckets" : "");
+                 reducer_ ? ", " + std::to_string(reducer_->buckets().size()) + " gradient buckets over " +
+                                std::string(data_->name()) + (reducer_->staged() ? " (staged through host memory)" : "")
+                          : "");
 }
 
 Trainer::~Trainer() = default;
@@ -122,82 +136,63 @@ Trainer::~Trainer() = default;
 void Trainer::enable_timeline(const std::string& path) {
   timeline_ = std::make_unique<Timeline>(path + ".rank" + std::to_string(rank_) + ".json", rank_, *graph_);
   graph_->set_observer(timeline_.get());
+  step_->set_timeline(timeline_.get());
 }
 
 void Trainer::sum_over_ranks(double* values, size_t n, const char* what) {
-  if (!comm_) return;
-  comm_->all_reduce(values, n, ops::DType::f64, comm::ReduceOp::sum, comm::fingerprint(what, 0, n * 8), what)->wait();
-}
-
-void Trainer::record_buckets() {
-  const auto& buckets = reducer_->buckets();
-  for (size_t i = 0; i < buckets.size(); ++i) {
-    const auto& b = buckets[i];
-    const double s = b.work->seconds(), bytes = static_cast<double>(b.bytes);
-    const double algbw = s > 0 ? bytes / s / 1e9 : 0, busbw = algbw * 2.0 * (size_ - 1) / size_;
-    char args[160];
-    std::snprintf(args, sizeof args, "{\"bytes\":%zu,\"algbw_GBps\":%.3f,\"busbw_GBps\":%.3f}", b.bytes, algbw, busbw);
-    timeline_->span("all-reduce bucket " + std::to_string(i), "communication", b.work->started_at(), s,
-                    Timeline::comm_thread, args);
-  }
-}
-
-Trainer::StepResult Trainer::train_step(const datasets::Batch& batch, double lr) {
-  ops::ExecContext& ctx = backend_->context();
-  const ops::Tensor& logits = graph_->forward(images_of(batch));
-  float loss = loss_->forward_backward(ctx, logits, labels_of(batch), static_cast<float>(cfg_.train.label_smoothing),
-                                       graph_->output_grad());
-  graph_->backward();
-  double wait = 0;
-  if (reducer_) {
-    wait = reducer_->finish();
-    if (timeline_) record_buckets();
-  }
-  const double t0 = now_seconds();
-  // The reducer leaves sums: dividing by the rank count makes them the global batch's mean gradient.
-  sgd_->step(static_cast<float>(lr), 1.f / static_cast<float>(size_));
-  ctx.synchronize();
-  if (timeline_) timeline_->span("optimizer", "optimizer", t0, now_seconds() - t0, Timeline::main_thread);
-  return {loss, wait};
+  if (!control_) return;
+  control_->all_reduce(comm::host_values(values, n), comm::ReduceOp::sum, comm::fingerprint(what, 0, n * 8), what)
+      ->wait();
 }
 
 EvalResult Trainer::evaluate() {
   const double t0 = now_seconds();
   // Every rank evaluates rank 0's model: its BN running statistics are the ones checkpoints keep.
-  if (comm_) comm::broadcast_buffers(*comm_, *graph_);
+  if (data_) comm::broadcast_buffers(*data_, *graph_);
   graph_->set_training(false);
   ops::ExecContext& ctx = backend_->context();
-  double sums[4] = {0, 0, 0, 0};  // loss, top-1, top-5, samples
+  backend_->fill(ctx, eval_sums_, 0.0);
+  double samples = 0;
   val_data_->start_epoch(0);
-  while (const datasets::Batch* b = val_data_->next()) {
-    const ops::Tensor& logits = graph_->forward(images_of(*b));
-    loss_->evaluate(ctx, logits, labels_of(*b), eval_loss_, eval_top1_, eval_top5_);
-    for (int64_t i = 0; i < b->n; ++i) {
-      if (!b->valid[i]) continue;  // padding duplicates
-      sums[0] += eval_loss_.host<float>()[i];
-      sums[1] += eval_top1_.host<int32_t>()[i];
-      sums[2] += eval_top5_.host<int32_t>()[i];
-      sums[3] += 1;
-    }
+  const datasets::Batch* host = val_data_->next();
+  DeviceBatch* cur = host ? &batches_->start(*host) : nullptr;
+  while (cur) {
+    batches_->wait_copied(*cur);
+    host = val_data_->next();  // hands the copied batch back to the loader
+    DeviceBatch* next = host ? &batches_->start(*host) : nullptr;
+    batches_->ready(*cur);
+    const ops::Tensor& logits = graph_->forward(cur->images);
+    step_->loss().evaluate(ctx, logits, cur->labels, cur->valid, eval_sums_);
+    samples += static_cast<double>(cur->num_valid);
+    cur = next;
   }
   graph_->set_training(true);
-  sum_over_ranks(sums, 4, "evaluation counts");
+  backend_->copy(ctx, eval_sums_, eval_sums_host_);
+  ctx.synchronize();
+  const double* d = eval_sums_host_.host<double>();
+  struct {
+    double loss, top1, top5, samples;
+  } sums{d[0], d[1], d[2], samples};
+  sum_over_ranks(&sums.loss, 4, "evaluation counts");
   EvalResult r;
-  r.samples = static_cast<int64_t>(sums[3]);
+  r.samples = static_cast<int64_t>(sums.samples);
   CONVOY_CHECK(r.samples > 0, "the validation split '" << cfg_.data.val_split << "' of " << cfg_.data.dir
                                                        << " has no records");
-  r.loss = sums[0] / sums[3];
-  r.top1 = sums[1] / sums[3];
-  r.top5 = sums[2] / sums[3];
+  r.loss = sums.loss / sums.samples;
+  r.top1 = sums.top1 / sums.samples;
+  r.top5 = sums.top5 / sums.samples;
   r.seconds = now_seconds() - t0;
   return r;
 }
 
 void Trainer::save_checkpoint(const TrainingState& state) {
-  if (rank_ == 0) {
-    std::string path = store_.save(*graph_, sgd_->momentum(), state, cfg_.to_yaml());
-    spdlog::info("checkpoint {} (epoch {}, step {})", path, state.epoch + 1, state.step_in_epoch);
-  }
+  if (rank_ != 0) return;
+  std::string path = store_.save(*graph_, sgd_->momentum(), state, cfg_.to_yaml());
+  if (state.step_in_epoch == 0)
+    spdlog::info("checkpoint {} after epoch {} (global step {})", path, state.epoch, state.global_step);
+  else
+    spdlog::info("checkpoint {} at epoch {}, step {} (global step {})", path, state.epoch + 1, state.step_in_epoch,
+                 state.global_step);
 }
 
 // Rank 0 picks the checkpoint (the newest that verifies, for "auto") and every rank loads that one.
@@ -215,11 +210,13 @@ std::optional<std::string> Trainer::choose_resume(const std::string& resume) {
       path = resume;
     }
   }
-  if (comm_) {
+  if (control_) {
     char buf[4096] = {};
+    CONVOY_CHECK(path.size() < sizeof buf, "the checkpoint path " << path << " is longer than " << sizeof buf - 1
+                                                                  << " characters");
     std::snprintf(buf, sizeof buf, "%s", path.c_str());
-    comm_->broadcast(buf, sizeof buf, 0, comm::fingerprint("resume path", 0, sizeof buf), "broadcast of the checkpoint "
-                                                                                          "path")
+    control_->broadcast(comm::host_bytes(buf, sizeof buf), 0, comm::fingerprint("resume path", 0, sizeof buf),
+                        "broadcast of the checkpoint path")
         ->wait();
     path = buf;
   }
@@ -249,52 +246,65 @@ int Trainer::train(const std::string& resume) {
   int exit_code = 0;
   for (; state.epoch < t.epochs && exit_code == 0; ++state.epoch, state.step_in_epoch = 0) {
     const double epoch_start = now_seconds();
-    train_data_->start_epoch(state.epoch);
-    for (int64_t skip = 0; skip < state.step_in_epoch; ++skip) train_data_->next();  // mid-epoch resume
-    double window[4] = {0, 0, 0, 0};  // loss sum, steps, data wait, exposed communication
-    double epoch_loss[2] = {0, 0};
+    // A resumed run starts mid-epoch at its checkpoint's batch, without decoding the batches before it.
+    train_data_->start_epoch(state.epoch, state.step_in_epoch);
+    struct {
+      double loss, steps, data_wait, comm_wait;
+    } window{0, 0, 0, 0};
+    struct {
+      double loss, steps;
+    } epoch_loss{0, 0};
     double window_start = now_seconds();
-    while (true) {
-      if (comm_) comm_->set_step(state.global_step);
+    auto fetch = [&]() -> DeviceBatch* {
       const double w0 = now_seconds();
-      const datasets::Batch* batch = train_data_->next();
+      const datasets::Batch* host = train_data_->next();
       const double waited = now_seconds() - w0;
+      window.data_wait += waited;
       if (timeline_) timeline_->span("data wait", "data", w0, waited, Timeline::main_thread);
-      if (!batch) break;
-      // Whether any rank was asked to stop: summed in the background while this step computes, so every
-      // rank stops after the same step.
-      int64_t stop = (stop_requested() || state.global_step + 1 == stop_at_step_) ? 1 : 0;
-      std::shared_ptr<comm::Work> stop_vote;
-      if (comm_) stop_vote = comm_->all_reduce(&stop, 1, ops::DType::i64, comm::ReduceOp::sum,
-                                               comm::fingerprint("stop vote", 0, 8), "stop vote");
+      return host ? &batches_->start(*host) : nullptr;
+    };
+    DeviceBatch* cur = fetch();
+    while (cur) {
+      if (data_) data_->set_step(state.global_step);
+      if (control_) control_->set_step(state.global_step);
+      // Batch i+1 moves to the device while step i computes.
+      batches_->wait_copied(*cur);
+      DeviceBatch* next = fetch();
+      batches_->ready(*cur);
+      const bool stop = stop_requested() || state.global_step + 1 == stop_at_step_;
       const double lr = schedule.at(state.global_step);
-      const StepResult r = train_step(*batch, lr);
-      if (stop_vote) stop_vote->wait();
-      CONVOY_CHECK(std::isfinite(r.loss), "the training loss became " << r.loss << " at epoch " << state.epoch + 1
-                                                                      << ", step " << state.step_in_epoch + 1
-                                                                      << ": lower train.base_lr or check the data");
-      window[0] += r.loss, window[1] += 1, window[2] += waited, window[3] += r.comm_wait_s;
-      epoch_loss[0] += r.loss, epoch_loss[1] += 1;
+      const TrainStep::Result r = step_->run(cur->images, cur->labels, lr, stop, state.global_step);
+      if (r.verdict.nonfinite) {
+        std::string ranks;
+        for (int k : r.verdict.nonfinite_ranks) ranks += (ranks.empty() ? "" : ", ") + std::to_string(k);
+        CONVOY_FAIL("the training loss became non-finite at epoch "
+                    << state.epoch + 1 << ", step " << state.step_in_epoch + 1 << " (global step " << state.global_step
+                    << ", on rank " << ranks << "); no rank applied that step's update and the last checkpoint holds "
+                    << "finite weights: lower train.base_lr or check the data");
+      }
+      window.steps += 1, window.comm_wait += r.comm_wait_s;
       ++state.step_in_epoch, ++state.global_step, ++steps_this_run;
       state.graph_step = graph_->step();
       if (state.step_in_epoch % cfg_.log.interval == 0 || state.step_in_epoch == steps) {
-        sum_over_ranks(window, 4, "progress metrics");
+        window.loss = step_->take_loss_sum();
+        epoch_loss.loss += window.loss, epoch_loss.steps += window.steps;
+        sum_over_ranks(&window.loss, 4, "progress metrics");
         const double now = now_seconds(), span = now - window_start;
         StepMetrics m;
         m.epoch = state.epoch, m.step = state.step_in_epoch, m.steps_per_epoch = steps;
-        m.global_step = state.global_step, m.loss = window[0] / window[1], m.lr = lr;
-        const double steps_in_window = window[1] / size_;
+        m.global_step = state.global_step, m.loss = window.loss / window.steps, m.lr = lr;
+        const double steps_in_window = window.steps / size_;
         m.images_per_s = steps_in_window * static_cast<double>(t.batch_size) / span;
-        m.data_wait_share = window[2] / size_ / span;
-        m.comm_wait_share = window[3] / size_ / span;
+        m.data_wait_share = window.data_wait / size_ / span;
+        m.comm_wait_share = window.comm_wait / size_ / span;
         m.elapsed_s = now - start;
         const double per_step = (now - start) / static_cast<double>(steps_this_run);
         m.eta_s = per_step * static_cast<double>(t.epochs * steps - state.global_step);
         metrics.step(m);
         window_start = now;
-        std::fill(window, window + 4, 0.0);
+        window = {0, 0, 0, 0};
       }
-      if (stop > 0) {
+      if (r.verdict.stop) {
         if (rank_ == 0)
           spdlog::warn("{}: checkpointing at epoch {}, step {}",
                        state.global_step == stop_at_step_ ? "stop step reached" : "preemption signal", state.epoch + 1,
@@ -303,14 +313,15 @@ int Trainer::train(const std::string& resume) {
         exit_code = kExitPreempted;
         break;
       }
+      cur = next;
     }
     if (exit_code) break;
-    sum_over_ranks(epoch_loss, 2, "epoch loss");
+    sum_over_ranks(&epoch_loss.loss, 2, "epoch loss");
     EpochMetrics em;
     em.epoch = state.epoch;
-    em.train_loss = epoch_loss[1] > 0 ? epoch_loss[0] / epoch_loss[1] : 0;
+    em.train_loss = epoch_loss.steps > 0 ? epoch_loss.loss / epoch_loss.steps : 0;
     em.epoch_s = now_seconds() - epoch_start;
-    em.train_images_per_s = epoch_loss[1] / size_ * static_cast<double>(t.batch_size) / em.epoch_s;
+    em.train_images_per_s = epoch_loss.steps / size_ * static_cast<double>(t.batch_size) / em.epoch_s;
     const bool last = state.epoch + 1 == t.epochs;
     if (last || (cfg_.eval.every_epochs > 0 && (state.epoch + 1) % cfg_.eval.every_epochs == 0)) {
       EvalResult r = evaluate();
@@ -323,12 +334,12 @@ int Trainer::train(const std::string& resume) {
     if (last || (cfg_.checkpoint.every_epochs > 0 && (state.epoch + 1) % cfg_.checkpoint.every_epochs == 0)) {
       TrainingState done = state;
       done.epoch += 1, done.step_in_epoch = 0;
-      if (comm_) comm::broadcast_buffers(*comm_, *graph_);  // all ranks hold what rank 0 saves
+      if (data_) comm::broadcast_buffers(*data_, *graph_);  // all ranks hold what rank 0 saves
       save_checkpoint(done);
     }
   }
   // No rank leaves before rank 0 has finished writing: a launcher ends the job when the first rank exits.
-  if (comm_) comm_->barrier("end of training")->wait();
+  if (control_) control_->barrier("end of training")->wait();
   if (timeline_) {
     timeline_->write();
     if (rank_ == 0) spdlog::info("timeline written to {} (one file per rank)", timeline_->path());

@@ -1,5 +1,7 @@
-// The training loop: data, forward, loss, backward with the gradient all-reduce overlapped, update,
-// metrics, evaluation and checkpoints, on one rank or many (DESIGN.md §1, §5, §7).
+// The training loop: data moved to the device a batch ahead, the step (trainer/step.h: forward, loss,
+// backward with the gradient all-reduce overlapped, the per-step vote, update), metrics, evaluation and
+// checkpoints, on one rank or many, on any backend (train.device). Nothing here reads device memory
+// except through explicit copies: losses and counts stay on the device until they are reported.
 #pragma once
 
 #include <atomic>
@@ -16,7 +18,9 @@
 #include "trainer/config.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
+#include "trainer/device_batch.h"
 #include "trainer/schedule.h"
+#include "trainer/step.h"
 #include "trainer/timeline.h"
 
 namespace convoy::trainer {
@@ -56,6 +60,8 @@ class Trainer {
   void enable_timeline(const std::string& path);
 
   ops::Graph& graph() { return *graph_; }
+  Sgd& optimizer() { return *sgd_; }
+  ops::Backend& backend() { return *backend_; }
   const Config& config() const { return cfg_; }
   const std::string& run_dir() const { return run_dir_; }
   CheckpointStore& checkpoints() { return store_; }
@@ -63,29 +69,25 @@ class Trainer {
   int world_size() const { return size_; }
 
  private:
-  struct StepResult {
-    float loss;
-    double comm_wait_s;
-  };
-  StepResult train_step(const datasets::Batch& batch, double lr);
   void save_checkpoint(const TrainingState& state);
   std::optional<std::string> choose_resume(const std::string& resume);
-  // Sums `values` over the ranks (no-op on one rank).
+  // Sums `values` over the ranks on the control plane (no-op on one rank).
   void sum_over_ranks(double* values, size_t n, const char* what);
-  void record_buckets();
 
   Config cfg_;
   std::string run_dir_;
   int rank_ = 0, size_ = 1;
-  std::unique_ptr<comm::Communicator> comm_;
-  std::unique_ptr<ops::Backend> backend_;
+  std::unique_ptr<ops::Backend> backend_;  // first: everything below may hold its memory
+  std::shared_ptr<comm::StepRecord> record_;
+  std::unique_ptr<comm::Communicator> control_, data_;  // several ranks only
   std::unique_ptr<datasets::Loader> train_data_, val_data_;
   std::unique_ptr<ops::Graph> graph_;
   std::unique_ptr<Sgd> sgd_;
   std::unique_ptr<comm::GradReducer> reducer_;
-  std::unique_ptr<ops::SoftmaxCrossEntropyKernel> loss_;
+  std::unique_ptr<TrainStep> step_;
+  std::unique_ptr<DeviceBatches> batches_;
   std::unique_ptr<Timeline> timeline_;
-  ops::Tensor eval_loss_, eval_top1_, eval_top5_;
+  ops::Tensor eval_sums_, eval_sums_host_;  // loss, top-1, top-5 over a validation pass: (3) f64
   CheckpointStore store_;
   int64_t classes_ = 0, local_batch_ = 0;
   int64_t stop_at_step_ = 0;

@@ -40,53 +40,122 @@ std::string CpuBackend::name() const {
          std::to_string(v->patch) + ", " + std::to_string(threads_) + " threads)";
 }
 
-std::unique_ptr<ConvKernel> CpuBackend::conv2d(const ConvSpec& s) { return make_conv(*this, s); }
-std::unique_ptr<BatchNormKernel> CpuBackend::batch_norm(const BatchNormSpec& s) { return make_batch_norm(*this, s); }
-std::unique_ptr<PoolKernel> CpuBackend::pool2d(const PoolSpec& s) { return make_pool(*this, s); }
-std::unique_ptr<LinearKernel> CpuBackend::linear(const LinearSpec& s) { return make_linear(*this, s); }
-std::unique_ptr<ReluKernel> CpuBackend::relu(const Shape& shape, DType t) { return make_relu(*this, shape, t); }
+std::unique_ptr<ConvKernel> CpuBackend::conv2d(const ConvSpec& s) { return guard(make_conv(*this, s), boundary_); }
+std::unique_ptr<BatchNormKernel> CpuBackend::batch_norm(const BatchNormSpec& s) {
+  return guard(make_batch_norm(*this, s), boundary_);
+}
+std::unique_ptr<PoolKernel> CpuBackend::pool2d(const PoolSpec& s) { return guard(make_pool(*this, s), boundary_); }
+std::unique_ptr<LinearKernel> CpuBackend::linear(const LinearSpec& s) { return guard(make_linear(*this, s), boundary_); }
+std::unique_ptr<ReluKernel> CpuBackend::relu(const Shape& shape, DType t) {
+  return guard(make_relu(*this, shape, t), boundary_);
+}
 std::unique_ptr<AddKernel> CpuBackend::add(const Shape& shape, bool fuse_relu, DType t) {
-  return make_add(*this, shape, fuse_relu, t);
+  return guard(make_add(*this, shape, fuse_relu, t), boundary_);
 }
 std::unique_ptr<ConcatKernel> CpuBackend::concat(std::span<const Shape> inputs, DType t) {
-  return make_concat(*this, inputs, t);
+  return guard(make_concat(*this, inputs, t), boundary_);
 }
-std::unique_ptr<LrnKernel> CpuBackend::lrn(const LrnSpec& s) { return make_lrn(*this, s); }
+std::unique_ptr<LrnKernel> CpuBackend::lrn(const LrnSpec& s) { return guard(make_lrn(*this, s), boundary_); }
 std::unique_ptr<DropoutKernel> CpuBackend::dropout(const Shape& shape, float p, DType t) {
-  return make_dropout(*this, shape, p, t);
+  return guard(make_dropout(*this, shape, p, t), boundary_);
 }
 std::unique_ptr<SoftmaxCrossEntropyKernel> CpuBackend::softmax_cross_entropy(int64_t N, int64_t K) {
-  return make_softmax_cross_entropy(*this, N, K);
+  return guard(make_softmax_cross_entropy(*this, N, K), boundary_);
 }
 
-void CpuBackend::copy(ExecContext&, const void* src, Device src_device, void* dst, Device dst_device, size_t bytes) {
-  CONVOY_CHECK(src_device.is_cpu() && dst_device.is_cpu(),
-               "the CPU backend cannot copy between " << src_device.str() << " and " << dst_device.str());
-  if (bytes) std::memmove(dst, src, bytes);
+void CpuBackend::copy(ExecContext&, const Tensor& src, Tensor& dst) {
+  check_device(src, device(), "copy", "the source");
+  check_device(dst, device(), "copy", "the destination");
+  CONVOY_CHECK(src.bytes() == dst.bytes(), "copy of " << src.bytes() << " bytes into a " << dst.bytes()
+                                                      << "-byte tensor");
+  if (src.bytes() && src.data() != dst.data()) std::memmove(dst.data(), src.data(), src.bytes());
 }
 
-void CpuBackend::fill(ExecContext&, Tensor& t, float value) {
-  CONVOY_CHECK(t.dtype() == DType::f32, "fill supports f32 tensors, got " << dtype_name(t.dtype()));
-  float* p = t.host<float>();
-  int64_t n = t.numel();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) p[i] = value;
+namespace {
+template <typename T>
+void fill_as(Tensor& t, double value) {
+  T* p = static_cast<T*>(t.data());
+  const T v = static_cast<T>(value);
+  const int64_t n = t.numel();
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) p[i] = v;
+}
+}  // namespace
+
+void CpuBackend::fill(ExecContext&, Tensor& t, double value) {
+  check_device(t, device(), "fill", "the tensor");
+  switch (t.dtype()) {
+    case DType::f32: return fill_as<float>(t, value);
+    case DType::f64: return fill_as<double>(t, value);
+    case DType::i32: return fill_as<int32_t>(t, value);
+    case DType::i64: return fill_as<int64_t>(t, value);
+    case DType::u8: return fill_as<uint8_t>(t, value);
+    case DType::bf16:
+    case DType::f16: break;
+  }
+  CONVOY_FAIL("fill supports f32, f64, i32, i64 and u8 tensors, got " << dtype_name(t.dtype()));
 }
 
-void CpuBackend::sgd_update(ExecContext&, const SgdParams& p, float* w, float* v, const float* g, size_t n) {
+void CpuBackend::cast(ExecContext&, const Tensor& src, Tensor& dst) {
+  check_device(src, device(), "cast", "the source");
+  check_device(dst, device(), "cast", "the destination");
+  CONVOY_CHECK(src.numel() == dst.numel(), "cast of " << src.numel() << " elements into " << dst.numel());
+  const int64_t n = src.numel();
+  const DType from = src.dtype(), to = dst.dtype();
+  if (from == DType::f32 && (to == DType::bf16 || to == DType::f16)) {
+    const float* s = static_cast<const float*>(src.data());
+    uint16_t* d = static_cast<uint16_t*>(dst.data());
+    if (to == DType::bf16) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) d[i] = math::f32_to_bf16(s[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) d[i] = math::f32_to_f16(s[i]);
+    }
+    return;
+  }
+  if ((from == DType::bf16 || from == DType::f16) && to == DType::f32) {
+    const uint16_t* s = static_cast<const uint16_t*>(src.data());
+    float* d = static_cast<float*>(dst.data());
+    if (from == DType::bf16) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) d[i] = math::bf16_to_f32(s[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i) d[i] = math::f16_to_f32(s[i]);
+    }
+    return;
+  }
+  CONVOY_FAIL("cast converts f32 to bf16 or f16 and back, not " << dtype_name(from) << " to " << dtype_name(to));
+}
+
+void CpuBackend::sgd_update(ExecContext&, const SgdParams& p, Tensor& w, Tensor& v, const Tensor& g) {
+  check_device(w, device(), "SGD update", "w");
+  check_device(v, device(), "SGD update", "the momentum");
+  check_device(g, device(), "SGD update", "the gradient");
+  CONVOY_CHECK(w.numel() == v.numel() && w.numel() == g.numel(),
+               "SGD update over " << w.numel() << " weights, " << v.numel() << " momenta and " << g.numel()
+                                  << " gradients");
+  float* wp = w.data_as<float>();
+  float* vp = v.data_as<float>();
+  const float* gp = g.data_as<float>();
   const float lr = p.lr, m = p.momentum, wd = p.weight_decay, scale = p.grad_scale;
   const bool nesterov = p.nesterov;
-  const int64_t count = static_cast<int64_t>(n);
+  const int64_t count = w.numel();
 #pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < count; ++i) math::sgd_momentum(w[i], v[i], g[i], lr, m, wd, nesterov, scale);
+  for (int64_t i = 0; i < count; ++i) math::sgd_momentum(wp[i], vp[i], gp[i], lr, m, wd, nesterov, scale);
 }
 
-double CpuBackend::sum_squares(ExecContext&, const float* x, size_t n) {
+void CpuBackend::sum_squares(ExecContext&, const Tensor& x, Tensor& out) {
+  check_device(x, device(), "sum of squares", "x");
+  check_device(out, device(), "sum of squares", "the result");
+  CONVOY_CHECK(out.numel() == 1, "the sum of squares goes into one f64 element, got " << out.shape().str());
+  const float* p = x.data_as<float>();
   double s = 0;
-  const int64_t count = static_cast<int64_t>(n);
+  const int64_t count = x.numel();
 #pragma omp parallel for reduction(+ : s) schedule(static)
-  for (int64_t i = 0; i < count; ++i) s += static_cast<double>(x[i]) * x[i];
-  return s;
+  for (int64_t i = 0; i < count; ++i) s += static_cast<double>(p[i]) * p[i];
+  out.data_as<double>()[0] = s;
 }
 
 void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate) {
@@ -99,14 +168,14 @@ void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate
   }
 }
 
-void DnnlPackedLayout::pack(ExecContext& ctx, const float* plain_host, void* packed) const {
-  dnnl::memory src(plain_, eng_, const_cast<float*>(plain_host)), dst(packed_, eng_, packed);
+void DnnlPackedLayout::pack(ExecContext& ctx, const Tensor& plain_host, Tensor& packed) const {
+  dnnl::memory src(plain_, eng_, plain_host.data()), dst(packed_, eng_, packed.data());
   dnnl::reorder(src, dst).execute(cpu_ctx(ctx).stream(), src, dst);
   cpu_ctx(ctx).stream().wait();
 }
 
-void DnnlPackedLayout::unpack(ExecContext& ctx, const void* packed, float* plain_host) const {
-  dnnl::memory src(packed_, eng_, const_cast<void*>(packed)), dst(plain_, eng_, plain_host);
+void DnnlPackedLayout::unpack(ExecContext& ctx, const Tensor& packed, Tensor& plain_host) const {
+  dnnl::memory src(packed_, eng_, packed.data()), dst(plain_, eng_, plain_host.data());
   dnnl::reorder(src, dst).execute(cpu_ctx(ctx).stream(), src, dst);
   cpu_ctx(ctx).stream().wait();
 }

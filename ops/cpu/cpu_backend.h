@@ -5,6 +5,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "ops/backend.h"
+#include "ops/boundary.h"
 #include "ops/cpu/dnnl_util.h"
 
 namespace convoy::ops::cpu {
@@ -25,13 +26,30 @@ class CpuContext final : public ExecContext {
 
 inline CpuContext& cpu_ctx(ExecContext& ctx) { return static_cast<CpuContext&>(ctx); }
 
+// Every CPU kernel is called when it runs: an event is reached as soon as it is recorded.
+class CpuEvent final : public Event {
+ public:
+  void record(ExecContext&) override {}
+  void wait_on(ExecContext&) override {}
+  void synchronize() override {}
+};
+
+// The CPU's own boundary: kernels take host tensors only (a GPU's or the strict device's are refused).
+class CpuBoundary final : public Boundary {
+ public:
+  Device device() const override { return {}; }
+};
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads);
   Device device() const override { return {}; }
   std::string name() const override;
   Allocator& allocator() override { return host_allocator(); }
+  Allocator& staging_allocator() override { return host_allocator(); }
   ExecContext& context() override { return ctx_; }
+  std::unique_ptr<ExecContext> make_context() override { return std::make_unique<CpuContext>(engine_); }
+  std::unique_ptr<Event> make_event() override { return std::make_unique<CpuEvent>(); }
   void reserve_workspace(size_t bytes) override { ctx_.reserve(bytes); }
   const dnnl::engine& engine() const { return engine_; }
   int threads() const { return threads_; }
@@ -47,16 +65,17 @@ class CpuBackend final : public Backend {
   std::unique_ptr<DropoutKernel> dropout(const Shape& shape, float p, DType dtype) override;
   std::unique_ptr<SoftmaxCrossEntropyKernel> softmax_cross_entropy(int64_t N, int64_t K) override;
 
-  void copy(ExecContext& ctx, const void* src, Device src_device, void* dst, Device dst_device,
-            size_t bytes) override;
-  void fill(ExecContext& ctx, Tensor& t, float value) override;
-  void sgd_update(ExecContext& ctx, const SgdParams& p, float* w, float* v, const float* g, size_t n) override;
-  double sum_squares(ExecContext& ctx, const float* x, size_t n) override;
+  void copy(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
+  void fill(ExecContext& ctx, Tensor& t, double value) override;
+  void cast(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
+  void sgd_update(ExecContext& ctx, const SgdParams& p, Tensor& w, Tensor& v, const Tensor& g) override;
+  void sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) override;
 
  private:
   int threads_;
   dnnl::engine engine_;
   CpuContext ctx_;
+  CpuBoundary boundary_;
 };
 
 // Kernel factories, one file each (conv.cpp, batch_norm.cpp, ...).
@@ -80,8 +99,8 @@ class DnnlPackedLayout final : public PackedLayout {
   DnnlPackedLayout(const dnnl::engine& eng, dnnl::memory::desc packed, dnnl::memory::desc plain)
       : eng_(eng), packed_(std::move(packed)), plain_(std::move(plain)) {}
   size_t bytes() const override { return packed_.get_size(); }
-  void pack(ExecContext& ctx, const float* plain_host, void* packed) const override;
-  void unpack(ExecContext& ctx, const void* packed, float* plain_host) const override;
+  void pack(ExecContext& ctx, const Tensor& plain_host, Tensor& packed) const override;
+  void unpack(ExecContext& ctx, const Tensor& packed, Tensor& plain_host) const override;
   const dnnl::memory::desc& desc() const { return packed_; }
 
  private:

@@ -1,4 +1,6 @@
 // Softmax cross-entropy with label smoothing, one row per sample, over the shared math.
+#include <cmath>
+
 #include "ops/cpu/cpu_backend.h"
 #include "ops/math/elementwise.h"
 
@@ -11,35 +13,44 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     CONVOY_CHECK(N > 0 && K > 1, "cross-entropy needs a batch and at least 2 classes, got N=" << N << " K=" << K);
   }
 
-  float forward_backward(ExecContext&, const Tensor& logits, const Tensor& labels, float smoothing,
-                         Tensor& dlogits) override {
+  void forward_backward(ExecContext&, const Tensor& logits, const Tensor& labels, float smoothing, Tensor& dlogits,
+                        Tensor& loss_sum, Tensor& nonfinite) override {
     check(logits, labels);
     CONVOY_CHECK(smoothing >= 0.f && smoothing < 1.f, "label smoothing must be in [0, 1), got " << smoothing);
-    const float* x = logits.host<float>();
-    const int32_t* y = labels.host<int32_t>();
-    float* g = dlogits.host<float>();
+    CONVOY_CHECK(dlogits.numel() == N_ * K_, "cross-entropy writes (" << N_ << ", " << K_ << ") logit gradients, got "
+                                                                      << dlogits.shape().str());
+    const float* x = logits.data_as<float>();
+    const int32_t* y = labels.data_as<int32_t>();
+    float* g = dlogits.data_as<float>();
     const float scale = 1.f / static_cast<float>(N_);
     double total = 0;
 #pragma omp parallel for reduction(+ : total) schedule(static)
     for (int64_t n = 0; n < N_; ++n) total += math::softmax_xent_row(x + n * K_, K_, y[n], smoothing, g + n * K_, scale);
-    return static_cast<float>(total / static_cast<double>(N_));
+    const double mean = total / static_cast<double>(N_);
+    scalar<double>(loss_sum, "loss_sum") += mean;
+    scalar<int32_t>(nonfinite, "nonfinite") = std::isfinite(mean) ? 0 : 1;
   }
 
-  void evaluate(ExecContext&, const Tensor& logits, const Tensor& labels, Tensor& loss, Tensor& top1,
-                Tensor& top5) override {
+  void evaluate(ExecContext&, const Tensor& logits, const Tensor& labels, const Tensor& valid, Tensor& sums) override {
     check(logits, labels);
-    const float* x = logits.host<float>();
-    const int32_t* y = labels.host<int32_t>();
-    float* l = loss.host<float>();
-    int32_t* t1 = top1.host<int32_t>();
-    int32_t* t5 = top5.host<int32_t>();
-#pragma omp parallel for schedule(static)
+    CONVOY_CHECK(valid.numel() == N_ && valid.dtype() == DType::u8,
+                 "evaluation takes a (" << N_ << ") u8 mask of valid samples, got " << valid.shape().str() << " "
+                                        << dtype_name(valid.dtype()));
+    CONVOY_CHECK(sums.numel() == 3, "evaluation sums go into (3) f64, got " << sums.shape().str());
+    const float* x = logits.data_as<float>();
+    const int32_t* y = labels.data_as<int32_t>();
+    const uint8_t* ok = valid.data_as<uint8_t>();
+    double loss = 0, top1 = 0, top5 = 0;
+#pragma omp parallel for reduction(+ : loss, top1, top5) schedule(static)
     for (int64_t n = 0; n < N_; ++n) {
-      l[n] = math::softmax_xent_row(x + n * K_, K_, y[n], 0.f, nullptr, 0.f);
-      int64_t r = math::label_rank(x + n * K_, K_, y[n]);
-      t1[n] = r < 1;
-      t5[n] = r < 5;
+      if (!ok[n]) continue;  // padding duplicates
+      loss += math::softmax_xent_row(x + n * K_, K_, y[n], 0.f, nullptr, 0.f);
+      const int64_t r = math::label_rank(x + n * K_, K_, y[n]);
+      top1 += r < 1;
+      top5 += r < 5;
     }
+    double* s = sums.data_as<double>();
+    s[0] += loss, s[1] += top1, s[2] += top5;
   }
 
  private:
@@ -47,10 +58,16 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     CONVOY_CHECK(logits.numel() == N_ * K_ && labels.numel() == N_,
                  "cross-entropy expects (" << N_ << ", " << K_ << ") logits and " << N_ << " labels, got "
                                            << logits.shape().str() << " and " << labels.shape().str());
-    const int32_t* y = labels.host<int32_t>();
+    const int32_t* y = labels.data_as<int32_t>();
     for (int64_t n = 0; n < N_; ++n)
       CONVOY_CHECK(y[n] >= 0 && y[n] < K_, "label " << y[n] << " of sample " << n << " in the batch is outside [0, "
                                                     << K_ << "): check num_classes against the data set");
+  }
+
+  template <typename T>
+  static T& scalar(Tensor& t, const char* what) {
+    CONVOY_CHECK(t.numel() == 1, "cross-entropy's " << what << " is one element, got " << t.shape().str());
+    return t.data_as<T>()[0];
   }
 
   int64_t N_, K_;

@@ -71,7 +71,7 @@ class Dropout final : public Layer {
     if (rc.training)
       kernel_->forward(rc.ctx, *x[0], y, rc.seed, rc.step);
     else
-      backend_->copy(rc.ctx, x[0]->data(), x[0]->device(), y.data(), y.device(), y.bytes());
+      backend_->copy(rc.ctx, *x[0], y);
   }
   void backward(const RunContext& rc, std::span<const Tensor* const>, const Tensor&, const Tensor& dy,
                 std::span<Tensor* const> dx, std::span<const bool> accumulate) override {

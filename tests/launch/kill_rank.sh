@@ -28,6 +28,6 @@ elapsed=$(( ($(date +%s%N) - killed_at) / 1000000000 ))
 cat "$WORK/log"
 [[ $code != 0 ]] || fail "the job exited 0 after losing a rank"
 grep -q "rank 1 never joined it and did not answer" "$WORK/log" || fail "rank 0 did not name the missing rank"
-grep -Eq "error: step [0-9]+: collective #[0-9]+ '" "$WORK/log" || fail "the message does not name the step and the collective"
+grep -Eq "error: step [0-9]+: (data|control)-plane collective #[0-9]+ '" "$WORK/log" || fail "the message does not name the step and the collective"
 (( elapsed < timeout_s + 10 + 15 )) || fail "took $elapsed s to stop"
 echo "rank 0 stopped $elapsed s after rank 1 was killed"

@@ -1,5 +1,7 @@
 #include "tests/ops/grad_check.h"
 
+#include "tests/ops/test_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -25,16 +27,18 @@ std::vector<float> distinct_values(size_t n, uint64_t seed, float gap) {
 
 namespace {
 
+// Tensors are read and written through copies: the graph may live on a device the host cannot read.
 struct Probe {
   ops::Graph& g;
-  ops::Tensor x;
+  std::vector<float> x;  // the input's host values
+  ops::Tensor x_dev;     // and on the device
   std::vector<float> r;
 
   // Forward at the current input and parameters: the projected loss and the output's zero pattern.
   double loss(std::vector<bool>* zeros) {
+    write_device(x_dev, x);
     g.set_step(0);
-    const ops::Tensor& y = g.forward(x);
-    const float* p = y.host<float>();
+    const std::vector<float> p = host_values(g.forward(x_dev));
     double l = 0;
     if (zeros) zeros->resize(r.size());
     for (size_t i = 0; i < r.size(); ++i) {
@@ -63,16 +67,15 @@ void compare(GradCheckResult& res, const GradCheckOptions& o, const std::string&
 
 GradCheckResult check_gradients(ops::Graph& g, const std::vector<float>& input, const GradCheckOptions& o) {
   GradCheckResult res;
-  ops::Tensor x = ops::Tensor::zeros_host(g.input_shape());
-  std::copy(input.begin(), input.end(), x.host<float>());
-  Probe probe{g, x, random_values(static_cast<size_t>(g.output_shape().numel()), o.seed + 17)};
+  ops::Tensor x_dev = ops::Tensor::empty(g.input_shape(), ops::DType::f32, g.backend().allocator());
+  Probe probe{g, input, x_dev, random_values(static_cast<size_t>(g.output_shape().numel()), o.seed + 17)};
 
   // Analytic gradients.
   std::vector<bool> zeros0;
   probe.loss(&zeros0);
-  std::copy(probe.r.begin(), probe.r.end(), g.output_grad().host<float>());
+  write_device(g.output_grad(), probe.r);
   g.backward();
-  std::vector<float> dinput(g.input_grad().host<float>(), g.input_grad().host<float>() + g.input_grad().numel());
+  const std::vector<float> dinput = host_values(g.input_grad());
   std::vector<std::pair<std::string, ops::Tensor>> dparams;
   for (const auto& e : g.param_layout().entries()) dparams.emplace_back(e.name, g.read_grad(e.name));
 
@@ -91,10 +94,9 @@ GradCheckResult check_gradients(ops::Graph& g, const std::vector<float>& input, 
     return (lp - lm) / (2 * o.step);
   };
 
-  float* xp = x.host<float>();
   for (size_t i = 0; i < input.size(); ++i) {
     bool kink = false;
-    double n = numeric(xp[i], [] {}, kink);
+    double n = numeric(probe.x[i], [] {}, kink);
     if (kink) {
       ++res.kinks;
       continue;

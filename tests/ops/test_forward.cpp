@@ -41,7 +41,7 @@ TEST_P(ConvForward, MatchesNaiveLoops) {
   int64_t OH, OW;
   std::vector<float> want = conv2d_ref(p, x, w, b, OH, OW);
   EXPECT_EQ(g->output_shape(), (Shape{p.N, OH, OW, p.K}));
-  expect_close(host_values(g->forward(host_tensor(g->input_shape(), x))), want, 1e-5f);
+  expect_close(host_values(g->forward(device_tensor(g->input_shape(), x))), want, 1e-5f);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -74,7 +74,7 @@ TEST_P(PoolForward, MatchesPyTorchSemantics) {
   int64_t OH, OW;
   std::vector<float> want = pool2d_ref(p, x, OH, OW);
   EXPECT_EQ(g->output_shape(), (Shape{p.N, OH, OW, p.C}));
-  expect_close(host_values(g->forward(host_tensor(g->input_shape(), x))), want, 1e-6f);
+  expect_close(host_values(g->forward(device_tensor(g->input_shape(), x))), want, 1e-6f);
 }
 
 // Output sizes, for instance: 7x7 k3 s2 p1 -> 4; 6x6 k3 s2 p1 ceil -> 4 (the window past the edge);
@@ -99,7 +99,7 @@ TEST(BatchNormForward, TrainingUsesBatchStatisticsAndEvalUsesRunningOnes) {
   g->write("layer.weight", host_tensor(Shape{C}, gamma));
   g->write("layer.bias", host_tensor(Shape{C}, beta));
   std::vector<float> x = random_values(static_cast<size_t>(N * H * W * C), 32, -3.f, 5.f);
-  expect_close(host_values(g->forward(host_tensor(g->input_shape(), x))),
+  expect_close(host_values(g->forward(device_tensor(g->input_shape(), x))),
                batch_norm_ref(x, N * H * W, C, gamma, beta, 1e-5f), 1e-5f);
 
   // Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta.
@@ -112,7 +112,7 @@ TEST(BatchNormForward, TrainingUsesBatchStatisticsAndEvalUsesRunningOnes) {
     size_t c = i % C;
     want[i] = static_cast<float>((x[i] - rm[c]) / std::sqrt(rv[c] + 1e-5) * gamma[c] + beta[c]);
   }
-  expect_close(host_values(g->forward(host_tensor(g->input_shape(), x))), want, 1e-5f);
+  expect_close(host_values(g->forward(device_tensor(g->input_shape(), x))), want, 1e-5f);
 }
 
 TEST(BatchNormForward, RunningStatisticsFollowPyTorch) {
@@ -122,7 +122,7 @@ TEST(BatchNormForward, RunningStatisticsFollowPyTorch) {
   std::vector<double> rm(C, 0.0), rv(C, 1.0);
   for (int step = 0; step < 3; ++step) {
     std::vector<float> x = random_values(static_cast<size_t>(M * C), 40 + step, -1.f + step, 2.f + 2 * step);
-    g->forward(host_tensor(g->input_shape(), x));
+    g->forward(device_tensor(g->input_shape(), x));
     std::vector<double> mean, var;
     batch_norm_ref(x, M, C, std::vector<float>(C, 1.f), std::vector<float>(C, 0.f), 1e-5f, &mean, &var);
     for (int64_t c = 0; c < C; ++c) {
@@ -157,7 +157,7 @@ TEST(LinearForward, MatchesPyTorchFlattenOrder) {
                    x[static_cast<size_t>(((n * H + h) * W + ww) * C + c)];
       want[static_cast<size_t>(n * K + k)] = static_cast<float>(acc);
     }
-  expect_close(host_values(g->forward(host_tensor(g->input_shape(), x))), want, 1e-5f);
+  expect_close(host_values(g->forward(device_tensor(g->input_shape(), x))), want, 1e-5f);
 }
 
 TEST(LrnForward, MatchesPyTorchFormula) {
@@ -174,7 +174,7 @@ TEST(LrnForward, MatchesPyTorchFormula) {
         if (j >= 0 && j < C) s += x[p * C + j] * x[p * C + j];
       want[p * C + c] = static_cast<float>(x[p * C + c] / std::pow(k + alpha / size * s, beta));
     }
-  expect_close(host_values(g->forward(host_tensor(g->input_shape(), x))), want, 1e-5f);
+  expect_close(host_values(g->forward(device_tensor(g->input_shape(), x))), want, 1e-5f);
 }
 
 TEST(ElementwiseForward, AddConcatDropout) {
@@ -182,14 +182,14 @@ TEST(ElementwiseForward, AddConcatDropout) {
   std::string r = g.add("relu", ops::relu(), {ops::Graph::kInput});
   std::string s = g.add("sum", ops::add(), {r, ops::Graph::kInput});
   g.add("cat", ops::concat(), {s, ops::Graph::kInput});
-  g.setup(&cpu(), Shape{1, 2, 1, 3});
+  g.setup(&backend(), Shape{1, 2, 1, 3});
   std::vector<float> x{-1, 2, -3, 4, -5, 6};
   std::vector<float> want{-1, 4, -3, -1, 2, -3, 8, -5, 12, 4, -5, 6};
-  expect_close(host_values(g.forward(host_tensor(g.input_shape(), x))), want, 0.f);
+  expect_close(host_values(g.forward(device_tensor(g.input_shape(), x))), want, 0.f);
 
   auto d = one_layer(ops::dropout(0.25f), Shape{1, 100, 100, 1});
   std::vector<float> ones(10000, 1.f);
-  std::vector<float> y = host_values(d->forward(host_tensor(d->input_shape(), ones)));
+  std::vector<float> y = host_values(d->forward(device_tensor(d->input_shape(), ones)));
   int zeros = 0;
   for (float v : y) {
     if (v == 0.f) ++zeros;
@@ -197,7 +197,7 @@ TEST(ElementwiseForward, AddConcatDropout) {
   }
   EXPECT_NEAR(zeros, 2500, 200);  // 4.5 sigma
   d->set_training(false);
-  expect_close(host_values(d->forward(host_tensor(d->input_shape(), ones))), ones, 0.f);
+  expect_close(host_values(d->forward(device_tensor(d->input_shape(), ones))), ones, 0.f);
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // every input and parameter element.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "tests/ops/grad_check.h"
 #include "tests/ops/test_util.h"
@@ -170,7 +172,7 @@ TEST(Gradients, ConcatOfBranchesAndInput) {
   std::string b = g.add("b", ops::conv2d(conv(3, 3, 3, 1, 1, 1, 1, false)), {ops::Graph::kInput});
   g.add("cat", ops::concat(), {a, ops::Graph::kInput, b});
   g.set_input_grad(true);
-  g.setup(&cpu(), Shape{2, 3, 3, 2});
+  g.setup(&backend(), Shape{2, 3, 3, 2});
   g.init_params(4);
   expect_gradients_match(g, input_for(g));
 }
@@ -182,7 +184,7 @@ TEST(Gradients, ResidualAddWithFusedRelu) {
   std::string y = g.add("add", ops::add(), {a, ops::Graph::kInput});
   g.add("relu", ops::relu(), {y});
   g.set_input_grad(true);
-  g.setup(&cpu(), Shape{2, 4, 4, 3});
+  g.setup(&backend(), Shape{2, 4, 4, 3});
   g.init_params(5);
   ASSERT_EQ(g.num_layers(), 3u);
   EXPECT_EQ(g.layer(2).type(), "Add+ReLU");
@@ -199,59 +201,115 @@ TEST(Gradients, TwoConvolutionsReadingOneActivation) {
   std::string bc = g.add("bc", ops::add(), {b, c});
   g.add("sum", ops::add(), {a, bc});
   g.set_input_grad(true);
-  g.setup(&cpu(), Shape{2, 4, 4, 2});
+  g.setup(&backend(), Shape{2, 4, 4, 2});
   g.init_params(6);
   expect_gradients_match(g, input_for(g));
 }
 
+// The loss kernel on the device: the mean loss accumulates into a device scalar and the logit gradient
+// is written beside it; both are read back through copies.
+struct LossProbe {
+  std::unique_ptr<ops::SoftmaxCrossEntropyKernel> loss;
+  ops::Tensor labels, grad, sum, nonfinite;
+  LossProbe(int64_t N, int64_t K, const std::vector<int32_t>& y)
+      : loss(backend().softmax_cross_entropy(N, K)), labels(device_labels(y)) {
+    ops::Allocator& a = backend().allocator();
+    grad = ops::Tensor::empty(Shape{N, K}, ops::DType::f32, a);
+    sum = ops::Tensor::empty(Shape{1}, ops::DType::f64, a);
+    nonfinite = ops::Tensor::empty(Shape{1}, ops::DType::i32, a);
+  }
+  // The batch's mean loss at these logits (and the gradient in `grad`).
+  double run(const std::vector<float>& logits, float eps) {
+    backend().fill(backend().context(), sum, 0.0);
+    loss->forward_backward(backend().context(), device_tensor(grad.shape(), logits), labels, eps, grad, sum,
+                           nonfinite);
+    return host_values_as<double>(sum)[0];
+  }
+};
+
 TEST(Gradients, SoftmaxCrossEntropyWithLabelSmoothing) {
   const int64_t N = 4, K = 6;
   const float eps = 0.1f;
-  auto loss = cpu().softmax_cross_entropy(N, K);
-  ops::Tensor logits = host_tensor(Shape{N, K}, random_values(N * K, 9, -2.f, 2.f));
-  ops::Tensor labels = ops::Tensor::zeros_host(Shape{N}, ops::DType::i32);
-  for (int64_t n = 0; n < N; ++n) labels.host<int32_t>()[n] = static_cast<int32_t>((n * 5 + 1) % K);
-  ops::Tensor grad = ops::Tensor::zeros_host(Shape{N, K});
-  const float l0 = loss->forward_backward(cpu().context(), logits, labels, eps, grad);
+  std::vector<int32_t> y(N);
+  for (int64_t n = 0; n < N; ++n) y[n] = static_cast<int32_t>((n * 5 + 1) % K);
+  LossProbe probe(N, K, y);
+  std::vector<float> x = random_values(N * K, 9, -2.f, 2.f);
+  const double l0 = probe.run(x, eps);
+  const std::vector<float> grad = host_values(probe.grad);
+  EXPECT_EQ(host_values_as<int32_t>(probe.nonfinite)[0], 0);
 
   // Hand computation in double: L = mean_n -sum_k t_nk log softmax_nk.
   double expected = 0;
-  const float* x = logits.host<float>();
   for (int64_t n = 0; n < N; ++n) {
     double mx = -1e30, z = 0;
     for (int64_t k = 0; k < K; ++k) mx = std::max<double>(mx, x[n * K + k]);
     for (int64_t k = 0; k < K; ++k) z += std::exp(x[n * K + k] - mx);
     for (int64_t k = 0; k < K; ++k) {
-      double t = (k == labels.host<int32_t>()[n] ? 1 - eps : 0) + eps / K;
+      double t = (k == y[n] ? 1 - eps : 0) + eps / K;
       double p = std::exp(x[n * K + k] - mx) / z;
       expected -= t * std::log(p) / N;
-      EXPECT_NEAR(grad.host<float>()[n * K + k], (p - t) / N, 1e-6);
+      EXPECT_NEAR(grad[n * K + k], (p - t) / N, 1e-6);
     }
   }
   EXPECT_NEAR(l0, expected, 1e-5);
 
   // And the gradient against central differences of the kernel's own loss.
-  ops::Tensor scratch = ops::Tensor::zeros_host(Shape{N, K});
   for (int64_t i = 0; i < N * K; ++i) {
-    float& v = logits.host<float>()[i];
-    const float saved = v;
-    v = saved + 1e-2f;
-    double lp = loss->forward_backward(cpu().context(), logits, labels, eps, scratch);
-    v = saved - 1e-2f;
-    double lm = loss->forward_backward(cpu().context(), logits, labels, eps, scratch);
-    v = saved;
-    EXPECT_NEAR(grad.host<float>()[i], (lp - lm) / 2e-2, 1e-3);
+    const float saved = x[i];
+    x[i] = saved + 1e-2f;
+    double lp = probe.run(x, eps);
+    x[i] = saved - 1e-2f;
+    double lm = probe.run(x, eps);
+    x[i] = saved;
+    EXPECT_NEAR(grad[i], (lp - lm) / 2e-2, 1e-3);
   }
 }
 
+TEST(Gradients, CrossEntropyAccumulatesAndFlagsNonFiniteLosses) {
+  const int64_t N = 2, K = 3;
+  LossProbe probe(N, K, {0, 2});
+  std::vector<float> x = random_values(N * K, 10);
+  const double once = probe.run(x, 0.f);
+  // Without a reset the sum accumulates: two steps give twice the loss.
+  probe.loss->forward_backward(backend().context(), device_tensor(probe.grad.shape(), x), probe.labels, 0.f,
+                               probe.grad, probe.sum, probe.nonfinite);
+  EXPECT_NEAR(host_values_as<double>(probe.sum)[0], 2 * once, 1e-9);
+  x[4] = std::numeric_limits<float>::infinity();
+  probe.run(x, 0.f);
+  EXPECT_EQ(host_values_as<int32_t>(probe.nonfinite)[0], 1);
+  x[4] = 0.5f;
+  probe.run(x, 0.f);
+  EXPECT_EQ(host_values_as<int32_t>(probe.nonfinite)[0], 0) << "the flag is overwritten every step";
+}
+
+TEST(Gradients, CrossEntropyEvaluationCountsOnlyValidSamples) {
+  const int64_t N = 3, K = 4;
+  auto loss = backend().softmax_cross_entropy(N, K);
+  // Sample 0: label 1 is the top logit; sample 1: label 0 ranks third; sample 2 (padding): ignored.
+  ops::Tensor logits = device_tensor(Shape{N, K}, {0, 5, 1, 2, 1, 3, 2, 0, 9, 0, 0, 0});
+  ops::Tensor labels = device_labels({1, 0, 0});
+  ops::Tensor valid_host = ops::Tensor::zeros_host(Shape{N}, ops::DType::u8);
+  valid_host.host<uint8_t>()[0] = valid_host.host<uint8_t>()[1] = 1;
+  ops::Tensor valid = ops::Tensor::empty(Shape{N}, ops::DType::u8, backend().allocator());
+  ops::from_host(backend(), valid_host, valid);
+  ops::Tensor sums = ops::Tensor::empty(Shape{3}, ops::DType::f64, backend().allocator());
+  backend().fill(backend().context(), sums, 0.0);
+  loss->evaluate(backend().context(), logits, labels, valid, sums);
+  const std::vector<double> s = host_values_as<double>(sums);
+  auto xent = [](std::vector<double> z, int label) {
+    double mx = *std::max_element(z.begin(), z.end()), sum = 0;
+    for (double v : z) sum += std::exp(v - mx);
+    return -(z[label] - mx - std::log(sum));
+  };
+  EXPECT_NEAR(s[0], xent({0, 5, 1, 2}, 1) + xent({1, 3, 2, 0}, 0), 1e-5);
+  EXPECT_EQ(s[1], 1);  // top-1: sample 0 only
+  EXPECT_EQ(s[2], 2);  // top-5 (of 4 classes): both valid samples
+}
+
 TEST(Gradients, CrossEntropyRejectsLabelsOutsideTheClasses) {
-  auto loss = cpu().softmax_cross_entropy(2, 3);
-  ops::Tensor logits = ops::Tensor::zeros_host(Shape{2, 3});
-  ops::Tensor labels = ops::Tensor::zeros_host(Shape{2}, ops::DType::i32);
-  labels.host<int32_t>()[1] = 3;
-  ops::Tensor grad = ops::Tensor::zeros_host(Shape{2, 3});
+  LossProbe probe(2, 3, {0, 3});
   try {
-    loss->forward_backward(cpu().context(), logits, labels, 0.f, grad);
+    probe.run(std::vector<float>(6, 0.f), 0.f);
     FAIL() << "no error for label 3 with 3 classes";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("label 3 of sample 1"), std::string::npos) << e.what();

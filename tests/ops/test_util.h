@@ -1,7 +1,11 @@
-// Small helpers shared by the ops tests: a CPU backend and one-layer graphs.
+// Helpers shared by the ops tests. Every test runs on the backend named by --backend (cpu, cpu-strict;
+// cuda where a device exists), once per backend, in the manner of Caffe's device-typed tests: CTest
+// registers the binary once per backend (ops.cpu.*, ops.cpu-strict.*). Tests read and write tensors
+// only through copies, so they hold for a device the host cannot read.
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "ops/graph.h"
@@ -9,20 +13,26 @@
 
 namespace convoy::test {
 
-ops::Backend& cpu();  // one CPU backend (2 threads) for the whole test binary
+ops::Backend& backend();            // the backend of this run (2 threads)
+const std::string& backend_name();  // "cpu", "cpu-strict", ...
 
-inline std::vector<float> host_values(const ops::Tensor& t) {
-  const float* p = t.host<float>();
-  return std::vector<float>(p, p + t.numel());
+// The values of a tensor on any device, through a copy.
+std::vector<float> host_values(const ops::Tensor& t);
+template <typename T>
+std::vector<T> host_values_as(const ops::Tensor& t) {
+  ops::Tensor h = ops::to_host(backend(), t);
+  const T* p = h.host<T>();
+  return std::vector<T>(p, p + h.numel());
 }
+// A host tensor with these values (for Graph::write, which copies).
+ops::Tensor host_tensor(const ops::Shape& shape, const std::vector<float>& v);
+// A tensor on the backend's device with these values.
+ops::Tensor device_tensor(const ops::Shape& shape, const std::vector<float>& v);
+ops::Tensor device_labels(const std::vector<int32_t>& labels);
+// Writes values into a tensor of the backend's device (an output gradient, say).
+void write_device(ops::Tensor& t, const std::vector<float>& v);
 
-inline ops::Tensor host_tensor(const ops::Shape& shape, const std::vector<float>& v) {
-  ops::Tensor t = ops::Tensor::zeros_host(shape);
-  std::copy(v.begin(), v.end(), t.host<float>());
-  return t;
-}
-
-// input -> layer [-> relu, fused when fuse_relu]; set up on the CPU with the input gradient on.
+// input -> layer [-> relu, fused when fuse_relu]; set up on the backend with the input gradient on.
 std::unique_ptr<ops::Graph> one_layer(std::unique_ptr<ops::Layer> layer, const ops::Shape& input,
                                       bool then_relu = false, bool fuse = true, uint64_t seed = 3);
 

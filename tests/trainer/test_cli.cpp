@@ -1,5 +1,6 @@
 // The convoy binary the way a user types it: train one epoch, evaluate, resume; a preemption signal;
-// config errors before any training.
+// config errors before any training. Training runs on every device of the build (cpu, and the strict
+// device that proves no host code reads device memory).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -49,11 +50,16 @@ int count_lines(const std::string& path, const std::string& needle) {
   return n;
 }
 
-TEST(Cli, TrainEvaluateResume) {
-  std::string dir = temp_dir("cli");
+class CliOnDevice : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string device_set() const { return " --set train.device=" + GetParam(); }
+};
+
+TEST_P(CliOnDevice, TrainEvaluateResume) {
+  std::string dir = temp_dir("cli-" + GetParam());
   std::string data = fashion_subset(512, 128);
   std::string cfg = write_config(dir, small_config(data));
-  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=1");
+  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=1" + device_set());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("test accuracy: top-1"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir + "/run/config.yaml"));
@@ -63,13 +69,13 @@ TEST(Cli, TrainEvaluateResume) {
 
   auto ckpts = trainer::CheckpointStore(dir + "/run/checkpoints", 5).list();
   ASSERT_EQ(ckpts.size(), 1u);
-  CmdResult e = run("eval --config " + cfg + " --checkpoint " + ckpts[0]);
+  CmdResult e = run("eval --config " + cfg + " --checkpoint " + ckpts[0] + device_set());
   ASSERT_EQ(e.code, 0) << e.output;
   EXPECT_NE(e.output.find("top-1"), std::string::npos) << e.output;
   EXPECT_NE(e.output.find("on 128 images"), std::string::npos) << e.output;
 
   // Resuming with two epochs configured continues at epoch 2 and trains only it.
-  CmdResult c = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=2 --resume auto");
+  CmdResult c = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=2 --resume auto" + device_set());
   ASSERT_EQ(c.code, 0) << c.output;
   EXPECT_NE(c.output.find("resumed from"), std::string::npos) << c.output;
   EXPECT_EQ(c.output.find("epoch 1 step"), std::string::npos) << c.output;
@@ -77,22 +83,22 @@ TEST(Cli, TrainEvaluateResume) {
   EXPECT_EQ(count_lines(dir + "/run/metrics.jsonl", "\"type\":\"epoch\""), 2);
 }
 
-TEST(Cli, SigtermCheckpointsAndExitsWithTheDocumentedCode) {
-  std::string dir = temp_dir("sigterm");
-  std::string data = fashion_subset(2048, 64);
+TEST_P(CliOnDevice, SigtermCheckpointsAndExitsWithTheDocumentedCode) {
+  std::string dir = temp_dir("sigterm-" + GetParam());
+  std::string data = fashion_subset(8192, 64);  // 256 steps per epoch: the signal comes well inside the first
   std::string cfg = write_config(dir, small_config(data));
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    std::string out = dir + "/run";
+    std::string out = dir + "/run", device = "train.device=" + GetParam();
     execl(CONVOY_BINARY, CONVOY_BINARY, "train", "--config", cfg.c_str(), "--out", out.c_str(), "--set",
-          "train.epochs=50", "--set", "log.interval=1", static_cast<char*>(nullptr));
+          "train.epochs=50", "--set", "log.interval=1", "--set", device.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   // Wait for training to be under way, then preempt it.
   const std::string metrics = dir + "/run/metrics.jsonl";
-  for (int i = 0; i < 600 && count_lines(metrics, "\"type\":\"step\"") < 3; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 3000 && count_lines(metrics, "\"type\":\"step\"") < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_GE(count_lines(metrics, "\"type\":\"step\""), 3) << "training never started";
   kill(pid, SIGTERM);
   int status = 0;
@@ -103,11 +109,29 @@ TEST(Cli, SigtermCheckpointsAndExitsWithTheDocumentedCode) {
   ASSERT_EQ(ckpts.size(), 1u);
   trainer::CheckpointContents c = trainer::verify_checkpoint(ckpts[0]);
   EXPECT_GT(c.state.global_step, 0);
-  EXPECT_EQ(c.state.epoch, 0);  // mid-epoch: 64 steps per epoch
+  EXPECT_EQ(c.state.epoch, 0);  // mid-epoch
+  EXPECT_GT(c.state.step_in_epoch, 0);
   // The checkpoint resumes: one more epoch to finish from where it stopped.
-  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=1 --resume auto");
+  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.epochs=1 --resume auto" +
+                    device_set());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from " + ckpts[0]), std::string::npos) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, CliOnDevice, ::testing::Values("cpu", "cpu-strict"),
+                         [](const auto& info) { return info.param == "cpu" ? std::string("cpu") : "cpu_strict"; });
+
+TEST(Cli, ADeviceThisBuildLacksIsRefusedWithWhatToDo) {
+  std::string dir = temp_dir("cli-cuda");
+  std::string cfg = write_config(dir, small_config(fashion_subset(512, 128)));
+  CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.device=cuda");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("train.device: device 'cuda': this"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no CUDA backend"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train on device cpu"), std::string::npos) << r.output;
+  r = run("train --config " + cfg + " --out " + dir + "/run --set train.device=tpu");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("train.device must be cpu, cuda or cpu-strict, got 'tpu'"), std::string::npos) << r.output;
 }
 
 TEST(Cli, ConfigErrorsStopBeforeTraining) {

@@ -1,0 +1,35 @@
+#include "comm/communicator.h"
+
+#include "ops/math/elementwise.h"
+
+namespace convoy::comm {
+
+CheckMode parse_check_mode(const std::string& name) {
+  if (name == "step") return CheckMode::step;
+  if (name == "collective") return CheckMode::collective;
+  CONVOY_FAIL("unknown collective check '" << name << "': use step or collective");
+}
+
+std::string resolve_comm_backend(const std::string& backend, ops::Device device) {
+  if (backend == "auto") return device.kind == ops::DeviceKind::cuda ? "nccl" : "mpi";
+  if (backend == "mpi" || backend == "nccl") return backend;
+  CONVOY_FAIL("unknown communicator '" << backend << "': use auto, mpi or nccl");
+}
+
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
+                                                const CommOptions& options) {
+  const std::string b = resolve_comm_backend(backend, device);
+  if (b == "mpi") return make_mpi_communicator(world, options);
+  CONVOY_FAIL("communicator 'nccl': this version of convoy has no NCCL communicator yet (it comes with the CUDA "
+              "backend); use comm.backend: mpi (--backend mpi), which moves "
+              << device.str() << " memory through host buffers");
+}
+
+uint64_t fingerprint(const char* role, uint64_t id, uint64_t bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char* p = role; *p; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
+  h = math::mix64(h ^ math::mix64(id ^ math::mix64(bytes)));
+  return h;
+}
+
+}  // namespace convoy::comm

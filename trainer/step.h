@@ -1,0 +1,55 @@
+// One training step on the device, shared by the training loop and `convoy bench train`: forward, the
+// loss (kept on the device), backward with the gradient all-reduce overlapped (comm::GradReducer), the
+// per-step vote on the control plane (comm/step_vote.h), and the update, which is applied only when no
+// rank's loss came out non-finite. Nothing is allocated per step; the loss is read back only when asked.
+#pragma once
+
+#include <memory>
+
+#include "comm/grad_reducer.h"
+#include "comm/step_vote.h"
+#include "ops/graph.h"
+#include "trainer/optimizer.h"
+#include "trainer/timeline.h"
+
+namespace convoy::trainer {
+
+struct StepPlanes {
+  comm::GradReducer* reducer = nullptr;   // null on one rank
+  comm::Communicator* control = nullptr;  // null on one rank
+  const comm::StepRecord* record = nullptr;
+  int world_size = 1;
+};
+
+class TrainStep {
+ public:
+  TrainStep(ops::Graph& graph, Sgd& sgd, const StepPlanes& planes, int64_t classes, float label_smoothing);
+
+  struct Result {
+    double comm_wait_s = 0;  // communication that backward did not hide
+    comm::StepVerdict verdict;
+    bool applied = false;    // the update ran (no rank saw a non-finite loss)
+  };
+  // images (N, H, W, C) and labels (N) on the device. stop: this rank's stop request, voted on.
+  Result run(const ops::Tensor& images, const ops::Tensor& labels, double lr, bool stop, int64_t global_step);
+
+  // The losses of the steps since the last call, summed on this rank (a copy back from the device).
+  double take_loss_sum();
+  void set_timeline(Timeline* t) { timeline_ = t; }
+  ops::SoftmaxCrossEntropyKernel& loss() { return *loss_; }
+
+ private:
+  void record_buckets();
+
+  ops::Graph& graph_;
+  ops::Backend& backend_;
+  Sgd& sgd_;
+  StepPlanes planes_;
+  float smoothing_;
+  std::unique_ptr<ops::SoftmaxCrossEntropyKernel> loss_;
+  ops::Tensor loss_sum_, nonfinite_;            // on the device: f64 (1), i32 (1)
+  ops::Tensor loss_sum_host_, nonfinite_host_;  // their copies in staging memory
+  Timeline* timeline_ = nullptr;
+};
+
+}  // namespace convoy::trainer
