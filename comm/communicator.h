@@ -3,7 +3,7 @@
 // thread, as Horovod's background thread; an NCCL implementation runs them on its own CUDA stream), so
 // buffers must stay untouched until wait() returns.
 //
-// Two planes use communicators (DESIGN.md §5, in short): the *data plane* moves gradients and weights,
+// Two planes use communicators: the *data plane* moves gradients and weights,
 // which live in device memory, through the communicator the device wants (NCCL for a GPU, MPI
 // otherwise); the *control plane* (the per-step vote, metric sums, the resume path, startup agreement)
 // always uses an MPI communicator over host memory, whatever the device.

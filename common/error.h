@@ -1,5 +1,5 @@
 // convoy's one error family. Library code throws convoy::Error; only main() decides the exit code,
-// so that communicators can be aborted cleanly first (STYLE.md §4).
+// so that communicators can be aborted cleanly first.
 #pragma once
 
 #include <sstream>

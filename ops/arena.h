@@ -1,5 +1,6 @@
 // Arenas: parameters, gradients, optimizer state and buffers each live in one contiguous allocation
-// with named views (STYLE.md §3). An ArenaLayout says where each named entry lives; several Arenas
+// with named views, so that a checkpoint writes views by name and an elementwise pass (the optimizer,
+// an all-reduce) covers an arena in one go. An ArenaLayout says where each named entry lives; several Arenas
 // (params, grads, momentum) share one layout, so a gradient bucket is a byte range of the grad arena
 // and an optimizer update is one elementwise pass.
 #pragma once

@@ -4,7 +4,7 @@
 # Extra arguments go to `convoy train` (for example --set train.epochs=2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh
+tools/setup.sh --target convoy  # the main job needs the binary only, not the test programs
 
 src=/usr/share/datasets/fashion-mnist
 data=data/fashion-mnist

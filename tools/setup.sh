@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that convoy's build, tests and quickstart need, then configures and
 # builds convoy in build/. Safe to run again: apt-get skips what is installed, ninja what is built.
-#   tools/setup.sh            packages + Release build in build/
-#   tools/setup.sh --deps     packages only
+#   tools/setup.sh                  packages + Release build of everything (tests included) in build/
+#   tools/setup.sh --target convoy  packages + only the convoy binary (what the main job runs)
+#   tools/setup.sh --deps           packages only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,8 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 [[ "${1:-}" == "--deps" ]] && exit 0
+targets=()
+[[ "${1:-}" == "--target" ]] && targets=("${2:?--target needs a target name}")
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C build
+ninja -C build "${targets[@]}"

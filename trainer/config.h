@@ -1,5 +1,5 @@
 // The experiment config: YAML parsed into plain structs, with every default and every validation in
-// this one place (STYLE.md §5). An unknown key, a wrong type or an out-of-range value fails before any
+// this one place. An unknown key, a wrong type or an out-of-range value fails before any
 // training with a message that names the key and the file.
 #pragma once
 

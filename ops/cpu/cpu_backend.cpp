@@ -23,7 +23,8 @@ void CpuContext::reserve(size_t bytes) {
 CpuBackend::CpuBackend(int threads)
     : threads_(threads > 0 ? threads : omp_get_num_procs()), engine_(dnnl::engine::kind::cpu, 0), ctx_(engine_) {
   omp_set_num_threads(threads_);
-  // Denormals slow every later step down by orders of magnitude once a loss gets small (BENCHMARKS.md):
+  // Denormals slow every later step down by orders of magnitude once a loss gets small (a benchmark that
+  // repeats one batch with fixed labels drives its gradients there within a few hundred steps):
   // flush them, on every OpenMP thread, as oneDNN's jit kernels do for their own code.
 #pragma omp parallel num_threads(threads_)
   {

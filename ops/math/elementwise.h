@@ -1,4 +1,4 @@
-// Elementwise math shared by the CPU and CUDA backends (DESIGN.md §3): written once as
+// Elementwise math shared by the CPU and CUDA backends: written once as
 // __host__ __device__ inline functions, unit-tested on the CPU, launched by thin CUDA wrappers.
 #pragma once
 
