@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -68,6 +69,12 @@ struct CommOptions {
   // MPI: all-reduces larger than this move in pieces of this size, which stay in the processor's cache
   // (on shared memory here a 64 MB MPI_Allreduce runs at a third of the speed of 4 MB pieces).
   size_t chunk_bytes = size_t{4} << 20;
+  // MPI: when a thread waiting for a collective ran it itself (comm/mpi_queue.h) and it stalls, that
+  // thread is stuck inside MPI for good and cannot throw: this gets the diagnosis and must end the
+  // process. Null: print it as convoy's errors are printed and exit with status 1.
+  std::function<void(const std::string&)> on_stuck_caller;
+  // MPI: whether a waiting thread may run queued collectives itself (off: only the communication thread).
+  bool waiters_help = true;
 };
 
 class Communicator {

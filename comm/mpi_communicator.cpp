@@ -3,6 +3,8 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -36,8 +38,17 @@ class MpiCommunicator final : public Communicator {
         [this](const Status& s, double waited, const char* context) {
           return diagnose_stall(diag_, rank_, size_, with_record(s), "moving data", waited, context, o_.timeout_s);
         },
-        [this](const std::string& message) { queue_->fail(message, true); });
-    queue_ = std::make_unique<JobQueue>([this](Job& j) { return run(j); }, 2 * o.timeout_s + 60);
+        [this](const std::string& message) { queue_->fail(message, true); },
+        [this](const std::string& message) {
+          if (o_.on_stuck_caller) return o_.on_stuck_caller(message);
+          // As trainer::run_with_world prints an error: the process has no other way out.
+          std::fprintf(stderr, "convoy: error: %s\n", Error(message, "comm/mpi_watchdog.cpp", "").what());
+          std::fflush(stderr);
+          std::this_thread::sleep_for(std::chrono::seconds(1));  // the other ranks print their own diagnosis
+          std::_Exit(1);
+        });
+    queue_ = std::make_unique<JobQueue>([this](Job& j) { return run(j); }, 2 * o.timeout_s + 60,
+                                        multiple && o.waiters_help);
   }
 
   ~MpiCommunicator() override {
@@ -176,7 +187,7 @@ class MpiCommunicator final : public Communicator {
     if (o_.check == CheckMode::collective) check_fingerprints(j);
     if (j.ready) j.ready->synchronize();  // the data is written (a GPU's stream has reached the point)
     const double t0 = now_seconds();
-    watchdog_->begin(j.status, j.work);
+    watchdog_->begin(j.status, j.work, !queue_->on_comm_thread());
     switch (j.kind) {
       case Kind::all_reduce: {
         // Large all-reduces move in cache-sized pieces (see CommOptions::chunk_bytes).

@@ -92,11 +92,13 @@ std::string diagnose_stall(MPI_Comm diag, int rank, int size, const Status& mine
 
 Watchdog::Watchdog(double timeout_s, bool can_diagnose,
                    std::function<std::string(const Status&, double, const char*)> diagnose,
-                   std::function<void(const std::string&)> on_stall)
+                   std::function<void(const std::string&)> on_stall,
+                   std::function<void(const std::string&)> on_stuck_caller)
     : timeout_s_(timeout_s),
       can_diagnose_(can_diagnose),
       diagnose_(std::move(diagnose)),
       on_stall_(std::move(on_stall)),
+      on_stuck_caller_(std::move(on_stuck_caller)),
       thread_([this] { watch(); }) {}
 
 Watchdog::~Watchdog() {
@@ -108,9 +110,10 @@ Watchdog::~Watchdog() {
   thread_.join();
 }
 
-void Watchdog::begin(const Status& s, std::shared_ptr<MpiWork> work) {
+void Watchdog::begin(const Status& s, std::shared_ptr<MpiWork> work, bool by_caller) {
   std::lock_guard<std::mutex> lock(mu_);
   watched_ = s;
+  by_caller_ = by_caller;
   work_ = std::move(work);
   start_ = now_seconds();
   watching_ = true;
@@ -132,6 +135,7 @@ void Watchdog::watch() {
     const bool stopping = since_stop > kStuckAfterStop && waited > kStuckAfterStop;
     if (!timed_out && !stopping) continue;
     const Status status = watched_;
+    const bool by_caller = by_caller_;
     std::shared_ptr<MpiWork> work = work_;
     watching_ = false;
     abandoned_.store(true);
@@ -150,6 +154,7 @@ void Watchdog::watch() {
     }
     on_stall_(message);
     work->finish(0, 0, message, true);
+    if (by_caller) on_stuck_caller_(message);  // that thread never comes back out of MPI
     return;
   }
 }

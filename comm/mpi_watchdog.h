@@ -40,15 +40,17 @@ class Watchdog {
 
   // diagnose(status, waited, context) builds the message; on_stall(message) fails the communicator. With
   // can_diagnose = false (MPI without MPI_THREAD_MULTIPLE) the message only says what stalled.
+  // on_stuck_caller(message) runs when the stuck collective was being run by a waiting caller (see
+  // comm/mpi_queue.h), which can never return: it must end the process.
   Watchdog(double timeout_s, bool can_diagnose,
            std::function<std::string(const Status&, double, const char*)> diagnose,
-           std::function<void(const std::string&)> on_stall);
+           std::function<void(const std::string&)> on_stall, std::function<void(const std::string&)> on_stuck_caller);
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // Around a collective's data phase.
-  void begin(const Status& s, std::shared_ptr<MpiWork> work);
+  // Around a collective's data phase; by_caller: a waiting caller runs it, not the communication thread.
+  void begin(const Status& s, std::shared_ptr<MpiWork> work, bool by_caller);
   void end();
   // Whether it gave up on a collective stuck inside MPI (the communication thread is lost then).
   bool abandoned() const { return abandoned_.load(); }
@@ -59,10 +61,10 @@ class Watchdog {
   double timeout_s_;
   bool can_diagnose_;
   std::function<std::string(const Status&, double, const char*)> diagnose_;
-  std::function<void(const std::string&)> on_stall_;
+  std::function<void(const std::string&)> on_stall_, on_stuck_caller_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false, watching_ = false;
+  bool stop_ = false, watching_ = false, by_caller_ = false;
   double start_ = 0;
   Status watched_;
   std::shared_ptr<MpiWork> work_;

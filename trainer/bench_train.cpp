@@ -103,7 +103,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   std::uniform_int_distribution<int32_t> label_dist(0, static_cast<int32_t>(classes - 1));
 
   std::vector<double> ms;
-  double exposed_s = 0, total_s = 0;
+  double exposed_s = 0, total_s = 0, vote_s = 0;
   uint64_t allocs_before = 0;
   long faults_before = 0;
   double loss_sum = 0;
@@ -126,7 +126,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     if (i >= a.warmup) {
       const double dt = now_seconds() - t0;
       ms.push_back(dt * 1e3);
-      exposed_s += r.comm_wait_s, total_s += dt;
+      exposed_s += r.comm_wait_s, total_s += dt, vote_s += r.vote_s;
     }
   }
   const double allocs_per_step = static_cast<double>(allocation_count() - allocs_before) / a.steps;
@@ -158,6 +158,8 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"backend", backend->name()},
                         {"ranks", ranks},
                         {"exposed_comm_share", exposed_share},
+                        {"vote_us", vote_s / a.steps * 1e6},
+                        {"vote_share", total_s > 0 ? vote_s / total_s : 0},
                         {"gradient_buckets", reducer ? reducer->buckets().size() : 0},
                         {"steps", a.steps},
                         {"ms_median", median},
@@ -184,6 +186,9 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
       std::printf("  %d ranks (batch %ld each): %.1f %% of the step waited for gradient all-reduce that backward did "
                   "not hide (%zu buckets)\n",
                   ranks, static_cast<long>(a.batch), 100 * exposed_share, reducer->buckets().size());
+    if (ranks > 1)
+      std::printf("  the per-step vote (stop, non-finite loss, the step's collectives): %.1f us a step, %.2f %% of it\n",
+                  vote_s / a.steps * 1e6, 100 * vote_s / total_s);
     if (a.profile) profile.print(*graph, a.steps);
   }
   return 0;

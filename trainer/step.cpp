@@ -54,6 +54,7 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
     }
   }
   // The non-finite check is computed on the device; its flag (4 bytes) is the one value a step reads back.
+  const double vote_start = now_seconds();
   backend_.copy(ctx, nonfinite_, nonfinite_host_);
   ctx.synchronize();
   ballot.nonfinite = nonfinite_host_.host<int32_t>()[0] != 0;
@@ -63,6 +64,7 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
     r.verdict.stop = ballot.stop, r.verdict.nonfinite = ballot.nonfinite;
     if (ballot.nonfinite) r.verdict.nonfinite_ranks = {0};
   }
+  r.vote_s = now_seconds() - vote_start;
   if (data_error) std::rethrow_exception(data_error);
   CONVOY_CHECK(!r.verdict.data_failed, "step " << global_step
                                                << ": another rank's gradient all-reduce failed (its own message "

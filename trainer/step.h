@@ -27,6 +27,7 @@ class TrainStep {
 
   struct Result {
     double comm_wait_s = 0;  // communication that backward did not hide
+    double vote_s = 0;       // the per-step vote (and the non-finite flag's copy back)
     comm::StepVerdict verdict;
     bool applied = false;    // the update ran (no rank saw a non-finite loss)
   };
