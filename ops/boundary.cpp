@@ -49,10 +49,12 @@ class GuardedLayout final : public PackedLayout {
   Boundary& b_;
 };
 
-class GuardedConv final : public ConvKernel {
+// Convolution and linear kernels share one interface shape (packed weights, forward, backward).
+template <typename Kernel>
+class GuardedWeighted final : public Kernel {
  public:
-  GuardedConv(std::unique_ptr<ConvKernel> in, Boundary& b)
-      : in_(std::move(in)), b_(b), layout_(guard(in_->weight_layout(), b)) {}
+  GuardedWeighted(std::unique_ptr<Kernel> in, Boundary& b, const char* name)
+      : in_(std::move(in)), b_(b), layout_(guard(in_->weight_layout(), b)), kKernel(name) {}
   std::shared_ptr<const PackedLayout> weight_layout() const override { return layout_; }
   void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override {
     Boundary::Scope s(b_);
@@ -69,10 +71,10 @@ class GuardedConv final : public ConvKernel {
   std::vector<std::string> implementations() const override { return in_->implementations(); }
 
  private:
-  static constexpr const char* kKernel = "convolution";
-  std::unique_ptr<ConvKernel> in_;
+  std::unique_ptr<Kernel> in_;
   Boundary& b_;
   std::shared_ptr<const PackedLayout> layout_;
+  const char* kKernel;
 };
 
 class GuardedBatchNorm final : public BatchNormKernel {
@@ -132,32 +134,6 @@ class GuardedPool final : public PoolKernel {
   static constexpr const char* kKernel = "pooling";
   std::unique_ptr<PoolKernel> in_;
   Boundary& b_;
-};
-
-class GuardedLinear final : public LinearKernel {
- public:
-  GuardedLinear(std::unique_ptr<LinearKernel> in, Boundary& b)
-      : in_(std::move(in)), b_(b), layout_(guard(in_->weight_layout(), b)) {}
-  std::shared_ptr<const PackedLayout> weight_layout() const override { return layout_; }
-  void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override {
-    Boundary::Scope s(b_);
-    Tensor yi = P(y, "y");
-    in_->forward(b_.inner(ctx), P(x, "x"), P(w, "w"), P(bias, "bias"), yi);
-  }
-  void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy, Tensor* dx,
-                bool accumulate_dx, Tensor& dw, Tensor* db) override {
-    Boundary::Scope s(b_);
-    Tensor dxi = dx ? P(*dx, "dx") : Tensor(), dwi = P(dw, "dw"), dbi = db ? P(*db, "db") : Tensor();
-    in_->backward(b_.inner(ctx), P(x, "x"), P(w, "w"), P(y, "y"), P(dy, "dy"), dx ? &dxi : nullptr, accumulate_dx,
-                  dwi, db ? &dbi : nullptr);
-  }
-  std::vector<std::string> implementations() const override { return in_->implementations(); }
-
- private:
-  static constexpr const char* kKernel = "linear";
-  std::unique_ptr<LinearKernel> in_;
-  Boundary& b_;
-  std::shared_ptr<const PackedLayout> layout_;
 };
 
 class GuardedRelu final : public ReluKernel {
@@ -316,7 +292,7 @@ class GuardedLoss final : public SoftmaxCrossEntropyKernel {
 }  // namespace
 
 std::unique_ptr<ConvKernel> guard(std::unique_ptr<ConvKernel> k, Boundary& b) {
-  return std::make_unique<GuardedConv>(std::move(k), b);
+  return std::make_unique<GuardedWeighted<ConvKernel>>(std::move(k), b, "convolution");
 }
 std::unique_ptr<BatchNormKernel> guard(std::unique_ptr<BatchNormKernel> k, Boundary& b) {
   return std::make_unique<GuardedBatchNorm>(std::move(k), b);
@@ -325,7 +301,7 @@ std::unique_ptr<PoolKernel> guard(std::unique_ptr<PoolKernel> k, Boundary& b) {
   return std::make_unique<GuardedPool>(std::move(k), b);
 }
 std::unique_ptr<LinearKernel> guard(std::unique_ptr<LinearKernel> k, Boundary& b) {
-  return std::make_unique<GuardedLinear>(std::move(k), b);
+  return std::make_unique<GuardedWeighted<LinearKernel>>(std::move(k), b, "linear");
 }
 std::unique_ptr<ReluKernel> guard(std::unique_ptr<ReluKernel> k, Boundary& b) {
   return std::make_unique<GuardedRelu>(std::move(k), b);
