@@ -16,13 +16,29 @@ std::string resolve_comm_backend(const std::string& backend, ops::Device device)
   CONVOY_FAIL("unknown communicator '" << backend << "': use auto, mpi or nccl");
 }
 
-std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
-                                                const CommOptions& options) {
-  const std::string b = resolve_comm_backend(backend, device);
-  if (b == "mpi") return make_mpi_communicator(world, options);
+CommOptions plane_options(const std::string& plane, double timeout_s, std::shared_ptr<StepRecord> record,
+                          CheckMode check) {
+  CONVOY_CHECK(plane == "data" || plane == "control", "a plane is data or control, not '" << plane << "'");
+  CommOptions o;
+  o.plane = plane;
+  o.timeout_s = timeout_s;
+  o.record = std::move(record);
+  o.records = plane == "data";
+  o.check = check;
+  return o;
+}
+
+void require_communicator(const std::string& backend, ops::Device device) {
+  if (resolve_comm_backend(backend, device) == "mpi") return;
   CONVOY_FAIL("communicator 'nccl': this version of convoy has no NCCL communicator yet (it comes with the CUDA "
               "backend); use comm.backend: mpi (--backend mpi), which moves "
               << device.str() << " memory through host buffers");
+}
+
+std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
+                                                const CommOptions& options) {
+  require_communicator(backend, device);
+  return make_mpi_communicator(world, options);
 }
 
 uint64_t fingerprint(const char* role, uint64_t id, uint64_t bytes) {

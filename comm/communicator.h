@@ -77,6 +77,10 @@ struct CommOptions {
   bool waiters_help = true;
 };
 
+// The options of one plane: "data" writes every collective into `record`, "control" only reports it.
+CommOptions plane_options(const std::string& plane, double timeout_s, std::shared_ptr<StepRecord> record = nullptr,
+                          CheckMode check = CheckMode::step);
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -111,6 +115,8 @@ std::unique_ptr<Communicator> make_mpi_communicator(const World& world, const Co
 // The data plane's communicator by its config name (comm.backend): "mpi", "nccl", or "auto" (nccl for
 // a GPU device, mpi otherwise). A build without NCCL answers "nccl" with what to do.
 std::string resolve_comm_backend(const std::string& backend, ops::Device device);
+// Throws, saying what to do, when this build cannot make that communicator (checked on one rank too).
+void require_communicator(const std::string& backend, ops::Device device);
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
                                                 const CommOptions& options = {});
 

@@ -221,6 +221,7 @@ void Loader::process(SampleDecoder& decoder, std::vector<uint8_t>& record, const
   Rng rng(o_.seed, Stream::sample, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index));
   const size_t elem = buffer.batch.bytes_per_element();
   void* out = buffer.images.get() + static_cast<size_t>(slot * decoder.out_elements()) * elem;
+  decoded_.fetch_add(1, std::memory_order_relaxed);
   try {
     decoder.decode(record.data(), record.size(), rng, out);
   } catch (const Error& e) {

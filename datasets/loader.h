@@ -18,6 +18,7 @@
 // threads (each resize is small; parallelism comes from decoding many images at once).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -85,6 +86,9 @@ class Loader {
   // unfinished epoch is abandoned first.
   void start_epoch(int64_t epoch, int64_t first_step = 0);
 
+  // Records decoded since the Loader was made (a resumed epoch decodes none of the batches it skips).
+  int64_t records_decoded() const { return decoded_.load(); }
+
   // The next batch of the current epoch, or nullptr when the epoch is over. The batch is the
   // consumer's until the next call of next() or start_epoch() (that call hands it back to the pool) or
   // the Loader's destruction. Rethrows a decode thread's error.
@@ -125,6 +129,7 @@ class Loader {
   bool accepting_ = false;  // false while an epoch is being (re)started
   Buffer* held_ = nullptr;
   std::exception_ptr error_;
+  std::atomic<int64_t> decoded_{0};
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };

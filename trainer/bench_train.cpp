@@ -81,9 +81,9 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   std::unique_ptr<comm::GradReducer> reducer;
   if (ranks > 1) {
     record = std::make_shared<comm::StepRecord>();
-    control = comm::make_mpi_communicator(world, {120, comm::CheckMode::step, "control", record, false});
+    control = comm::make_mpi_communicator(world, comm::plane_options("control", 120, record));
     data = comm::make_communicator(a.comm_backend, backend->device(), world,
-                                   {120, comm::CheckMode::step, "data", record, true});
+                                   comm::plane_options("data", 120, record));
     comm::broadcast_model(*data, *graph);
     reducer = std::make_unique<comm::GradReducer>(*graph, *data, comm::ReducerOptions{});
     graph->set_backward_hook([&](size_t layer) { reducer->on_layer_done(layer); });

@@ -72,17 +72,18 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   } catch (const Error& e) {
     CONVOY_FAIL(cfg_.source << ": train.device: " << e.message());
   }
+  try {
+    comm::require_communicator(cfg_.comm.backend, backend_->device());  // on one rank too: the config is wrong
+  } catch (const Error& e) {
+    CONVOY_FAIL(cfg_.source << ": comm.backend: " << e.message());
+  }
   if (size_ > 1) {
     const double timeout = cfg_.comm.timeout_s;
     record_ = std::make_shared<comm::StepRecord>();
-    comm::CommOptions control{timeout, comm::CheckMode::step, "control", record_, false};
-    comm::CommOptions data{timeout, comm::parse_check_mode(cfg_.comm.check), "data", record_, true};
+    const comm::CommOptions control = comm::plane_options("control", timeout, record_);
+    const comm::CommOptions data = comm::plane_options("data", timeout, record_, comm::parse_check_mode(cfg_.comm.check));
     control_ = comm::make_mpi_communicator(*world, control);
-    try {
-      data_ = comm::make_communicator(cfg_.comm.backend, backend_->device(), *world, data);
-    } catch (const Error& e) {
-      CONVOY_FAIL(cfg_.source << ": comm.backend: " << e.message());
-    }
+    data_ = comm::make_communicator(cfg_.comm.backend, backend_->device(), *world, data);
   }
 
   datasets::LoaderOptions train_opts = loader_options(cfg_, true, data_threads, local_batch_, rank_, size_);

@@ -72,7 +72,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Collectives, BroadcastAllGatherBarrierMaxAndWideTypes) {
   comm::World& w = *g_world;
-  auto c = comm::make_mpi_communicator(w, {30});
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
   std::vector<int32_t> b(100, w.rank() == 0 ? 42 : -1);
   c->broadcast(comm::host_values(b.data(), b.size()), 0, comm::fingerprint("b", 0, 400), "broadcast")->wait();
   for (int32_t v : b) ASSERT_EQ(v, 42);
@@ -103,7 +103,7 @@ TEST(Collectives, BroadcastAllGatherBarrierMaxAndWideTypes) {
 
 TEST(Collectives, RefusesMemoryItCannotMove) {
   comm::World& w = *g_world;
-  auto c = comm::make_mpi_communicator(w, {30});
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
   auto strict = ops::make_strict_backend(1);
   ops::Tensor t = ops::Tensor::empty(ops::Shape{8}, ops::DType::f32, strict->allocator());
   try {
@@ -120,7 +120,7 @@ TEST(Collectives, RefusesMemoryItCannotMove) {
 // collective inside all_reduce() would deadlock here (and time out).
 TEST(Collectives, CallsRunInOrderAndOverlapTheCaller) {
   comm::World& w = *g_world;
-  auto c = comm::make_mpi_communicator(w, {30});
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
   std::vector<std::vector<float>> bufs(8, std::vector<float>(100000, 1.f));
   std::vector<std::shared_ptr<comm::Work>> works;
   int token = 7;
@@ -156,7 +156,7 @@ TEST_P(Reducer, BucketsEqualAnUnbucketedReference) {
   auto backend = ops::make_backend(GetParam(), 1);
   auto g = ops::make_model("resnet20", {10, 3, false});
   g->setup(backend.get(), ops::Shape{2, 16, 16, 3});
-  auto c = comm::make_mpi_communicator(w, {30});
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
   const size_t n = static_cast<size_t>(g->grads().flat().numel());
   auto fill = [&](std::vector<float>& v, int rank) {
     v.resize(n);
@@ -209,7 +209,9 @@ TEST_P(Reducer, BucketsEqualAnUnbucketedReference) {
           rounded += x != exact;
         }
       EXPECT_EQ(bad, 0u) << "wire " << ops::dtype_name(wire) << " round " << round;
-      if (wire != ops::DType::f32) EXPECT_GT(rounded, 0u) << "the values must exercise the wire's rounding";
+      if (wire != ops::DType::f32) {
+        EXPECT_GT(rounded, 0u) << "the values must exercise the wire's rounding";
+      }
     }
   }
 }
@@ -220,7 +222,7 @@ TEST_P(Reducer, RejectsAGradientMarkedReadyTwice) {
   auto backend = ops::make_backend(GetParam(), 1);
   auto g = ops::make_model("lenet5");
   g->setup(backend.get(), ops::Shape{1, 28, 28, 1});
-  auto c = comm::make_mpi_communicator(w, {30});
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
   comm::GradReducer reducer(*g, *c, {});
   const size_t last = g->num_layers() - 1;
   reducer.on_layer_done(last);
@@ -242,8 +244,8 @@ INSTANTIATE_TEST_SUITE_P(Devices, Reducer, ::testing::Values("cpu", "cpu-strict"
 TEST(StepVote, CombinesEveryRanksBallot) {
   comm::World& w = *g_world;
   auto record = std::make_shared<comm::StepRecord>();
-  auto control = comm::make_mpi_communicator(w, {30, comm::CheckMode::step, "control", record, false});
-  auto data = comm::make_mpi_communicator(w, {30, comm::CheckMode::step, "data", record, true});
+  auto control = comm::make_mpi_communicator(w, comm::plane_options("control", 30, record));
+  auto data = comm::make_mpi_communicator(w, comm::plane_options("data", 30, record));
   for (int step = 0; step < 3; ++step) {
     data->set_step(step);
     float x = 1.f;
@@ -254,7 +256,9 @@ TEST(StepVote, CombinesEveryRanksBallot) {
     comm::StepVerdict v = comm::vote_step(*control, record.get(), step, mine);
     EXPECT_EQ(v.stop, step == 1);
     EXPECT_EQ(v.nonfinite, step == 2);
-    if (step == 2) EXPECT_EQ(v.nonfinite_ranks, std::vector<int>{0});
+    if (step == 2) {
+      EXPECT_EQ(v.nonfinite_ranks, std::vector<int>{0});
+    }
     EXPECT_FALSE(v.data_failed);
   }
 }
@@ -265,8 +269,8 @@ TEST(StepVote, NamesEveryRanksCollectivesWhenTheStepsDiffer) {
   comm::World& w = *g_world;
   if (w.size() < 2) GTEST_SKIP() << "needs two ranks";
   auto record = std::make_shared<comm::StepRecord>();
-  auto control = comm::make_mpi_communicator(w, {30, comm::CheckMode::step, "control", record, false});
-  auto data = comm::make_mpi_communicator(w, {30, comm::CheckMode::step, "data", record, true});
+  auto control = comm::make_mpi_communicator(w, comm::plane_options("control", 30, record));
+  auto data = comm::make_mpi_communicator(w, comm::plane_options("data", 30, record));
   data->set_step(5);
   float x[4] = {1, 2, 3, 4};
   const int id = w.rank() == 1 ? 7 : 3;
@@ -290,7 +294,7 @@ TEST(Agreement, RanksAgreeAfterTheBroadcastFromRankZero) {
   auto g = ops::make_model("lenet5");
   g->setup(backend.get(), ops::Shape{1, 28, 28, 1});
   g->init_params(100 + static_cast<uint64_t>(w.rank()));  // different weights on every rank
-  auto c = comm::make_mpi_communicator(w, {30});
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
   comm::broadcast_model(*c, *g);
   comm::check_startup_agreement(*c, "config-hash", *g);  // no throw: everything equal now
   // Rank 0's values arrived everywhere.
@@ -308,7 +312,7 @@ TEST(Agreement, MismatchesNameTheRanks) {
   auto g = ops::make_model("lenet5");
   g->setup(backend.get(), ops::Shape{1, 28, 28, 1});
   g->init_params(5);
-  auto c = comm::make_mpi_communicator(w, {30});
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
   try {
     comm::check_startup_agreement(*c, w.rank() == 1 ? "other-config" : "config", *g);
     FAIL() << "a config mismatch went unnoticed";

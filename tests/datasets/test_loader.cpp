@@ -2,8 +2,11 @@
 // several ranks, shutdown and restart mid-epoch.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <set>
+#include <vector>
 
 #include "common/error.h"
 #include "datasets/idx.h"
@@ -243,6 +246,67 @@ TEST(Loader, ShutdownAndRestartMidEpoch) {
     Loader loader(o);
     loader.start_epoch(0);  // destroyed right after starting
   }
+}
+
+// A resumed run starts its epoch at the checkpoint's batch: the same batches as a full epoch from there
+// on, and none of the skipped ones decoded.
+TEST(Loader, StartsAnEpochMidwayWithoutDecodingTheBatchesBefore) {
+  TempDir tmp;
+  const std::string dir = make_jpegs(tmp);
+  LoaderOptions o = jpeg_options(dir, 2);
+  const EpochCopy full = [&] {
+    Loader l(o);
+    return read_epoch(l, 1);
+  }();
+  Loader loader(o);
+  const int64_t first = 2;
+  ASSERT_GT(loader.batches_per_epoch(), first);
+  loader.start_epoch(1, first);
+  int64_t step = first;
+  while (const Batch* b = loader.next()) {
+    EXPECT_EQ(b->step, step);
+    const auto* p = static_cast<const uint8_t*>(b->images);
+    EXPECT_TRUE(std::equal(full.images[static_cast<size_t>(step)].begin(), full.images[static_cast<size_t>(step)].end(), p))
+        << "batch " << step;
+    EXPECT_EQ(std::vector<int64_t>(b->indices, b->indices + b->n), full.indices[static_cast<size_t>(step)]);
+    ++step;
+  }
+  EXPECT_EQ(step, loader.batches_per_epoch());
+  EXPECT_EQ(loader.records_decoded(), (loader.batches_per_epoch() - first) * o.batch_size);
+  EXPECT_THROW(loader.start_epoch(1, loader.batches_per_epoch() + 1), Error);
+}
+
+// Batch buffers come from the memory the loader is given (a GPU backend's pinned staging memory).
+TEST(Loader, AllocatesBatchesFromTheMemoryItIsGiven) {
+  TempDir tmp;
+  const std::string dir = make_raw(tmp);
+  LoaderOptions o;
+  o.data_dir = dir;
+  o.batch_size = 8;
+  o.threads = 1;
+  int live = 0;
+  std::vector<void*> given;
+  o.memory.allocate = [&](size_t bytes) {
+    ++live;
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    given.push_back(p);
+    return p;
+  };
+  o.memory.release = [&](void* p, size_t) {
+    --live;
+    std::free(p);
+  };
+  {
+    Loader loader(o);
+    EXPECT_EQ(live, o.prefetch_depth + 1);
+    loader.start_epoch(0);
+    const Batch* b = loader.next();
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(std::find(given.begin(), given.end(), b->images), given.end());
+  }
+  EXPECT_EQ(live, 0);
+  o.memory.release = nullptr;
+  EXPECT_THROW(Loader bad(o), Error);
 }
 
 TEST(Loader, OptionsAreValidated) {

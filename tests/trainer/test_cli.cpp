@@ -121,7 +121,7 @@ TEST_P(CliOnDevice, SigtermCheckpointsAndExitsWithTheDocumentedCode) {
 INSTANTIATE_TEST_SUITE_P(Devices, CliOnDevice, ::testing::Values("cpu", "cpu-strict"),
                          [](const auto& info) { return info.param == "cpu" ? std::string("cpu") : "cpu_strict"; });
 
-TEST(Cli, ADeviceThisBuildLacksIsRefusedWithWhatToDo) {
+TEST(Cli, ADeviceOrCommunicatorThisBuildLacksIsRefusedWithWhatToDo) {
   std::string dir = temp_dir("cli-cuda");
   std::string cfg = write_config(dir, small_config(fashion_subset(512, 128)));
   CmdResult r = run("train --config " + cfg + " --out " + dir + "/run --set train.device=cuda");
@@ -129,6 +129,11 @@ TEST(Cli, ADeviceThisBuildLacksIsRefusedWithWhatToDo) {
   EXPECT_NE(r.output.find("train.device: device 'cuda': this"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("no CUDA backend"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("train on device cpu"), std::string::npos) << r.output;
+  r = run("train --config " + cfg + " --out " + dir + "/run --set comm.backend=nccl");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("comm.backend: communicator 'nccl': this version of convoy has no NCCL communicator"),
+            std::string::npos)
+      << r.output;
   r = run("train --config " + cfg + " --out " + dir + "/run --set train.device=tpu");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("train.device must be cpu, cuda or cpu-strict, got 'tpu'"), std::string::npos) << r.output;
