@@ -26,7 +26,7 @@ namespace {
 struct BenchAllreduceArgs {
   int64_t min_bytes = 1024, max_bytes = 128ll << 20;
   std::string dtype = "f32", backend = "auto", check = "step";
-  int iters = 10, warmup = 2;
+  int iters = 20, warmup = 3;
   double first_bucket_mb = 1, bucket_mb = 25;
   bool json = false;
 };
@@ -76,6 +76,12 @@ class Buffer {
   ops::Tensor data_;
 };
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t k = v.size() / 2;
+  return v.size() % 2 ? v[k] : (v[k - 1] + v[k]) / 2;
+}
+
 Row summarize(double seconds, size_t bytes, int ranks, int64_t wrong) {
   Row r;
   r.us = seconds * 1e6;
@@ -98,7 +104,9 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
   const int n = w.size();
   const size_t esize = ops::dtype_size(t);
   if (w.rank() == 0 && !a.json) {
-    std::printf("# convoy bench allreduce: %d ranks on %d node(s), %s, %d iterations after %d warm-up\n", n, w.nodes(),
+    std::printf("# convoy bench allreduce: %d ranks on %d node(s), %s, medians of %d iterations after %d warm-up, raw "
+                "and convoy alternating\n",
+                n, w.nodes(),
                 ops::dtype_name(t), a.iters, a.warmup);
     std::printf("# raw: one MPI_Allreduce (in place, main thread). convoy: the %s data plane (check: %s), buckets "
                 "of %.0f MB then %.0f MB, all started, then waited for; the per-step vote comes after (not timed).\n",
@@ -109,41 +117,46 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
   for (int64_t bytes = a.min_bytes; bytes <= a.max_bytes; bytes *= 2) {
     const size_t count = static_cast<size_t>(bytes) / esize, real_bytes = count * esize;
     Buffer buf(count, t);
-    // Raw MPI.
-    double raw_s = 0;
-    for (int i = 0; i < a.warmup + a.iters; ++i) {
-      buf.fill(w.rank());
-      comm::raw_mpi_barrier();
-      const double t0 = now_seconds();
-      comm::raw_mpi_all_reduce(buf.tensor());
-      if (i >= a.warmup) raw_s += now_seconds() - t0;
-    }
-    const Row raw = summarize(raw_s / a.iters, real_bytes, n, buf.wrong(n));
     // convoy: the reducer's buckets over the buffer (seen as 64 KiB parameters).
     const auto items = comm::uniform_items(real_bytes, size_t{64} << 10);
     const auto buckets = comm::plan_buckets(items, a.first_bucket_mb, a.bucket_mb);
     std::vector<ops::Tensor> views;
     for (const auto& b : buckets)
       views.push_back(buf.tensor().view(b.offset, ops::Shape{static_cast<int64_t>(b.bytes / esize)}));
-    double ours_s = 0, inside_s = 0;  // end to end on the calling thread; inside MPI on the comm thread
+    // Raw MPI and convoy alternate, iteration by iteration, so that both see the same machine (these are
+    // shared and drift within seconds); each side's time is its median over the timed iterations.
+    std::vector<double> raw_s, ours_s, inside_s;  // inside: in MPI on the thread that ran the collectives
+    int64_t raw_wrong = 0, ours_wrong = 0;
     for (int i = 0; i < a.warmup + a.iters; ++i) {
+      const bool timed = i >= a.warmup, last = i + 1 == a.warmup + a.iters;
+      buf.fill(w.rank());
+      comm::raw_mpi_barrier();
+      double t0 = now_seconds();
+      comm::raw_mpi_all_reduce(buf.tensor());
+      if (timed) raw_s.push_back(now_seconds() - t0);
+      if (last) raw_wrong = buf.wrong(n);
+
       buf.fill(w.rank());
       comm->set_step(i);
       comm->barrier("bench barrier")->wait();
-      const double t0 = now_seconds();
+      t0 = now_seconds();
       std::vector<std::shared_ptr<comm::Work>> works;
       for (size_t b = 0; b < buckets.size(); ++b)
         works.push_back(comm->all_reduce(views[b], comm::ReduceOp::sum,
                                          comm::fingerprint("bench bucket", b, buckets[b].bytes),
                                          "bench bucket " + std::to_string(b)));
       for (auto wk = works.rbegin(); wk != works.rend(); ++wk) (*wk)->wait();  // the last first, as the reducer
-      if (i >= a.warmup) {
-        ours_s += now_seconds() - t0;
-        for (auto& wk : works) inside_s += wk->seconds();
+      if (timed) {
+        ours_s.push_back(now_seconds() - t0);
+        double inside = 0;
+        for (auto& wk : works) inside += wk->seconds();
+        inside_s.push_back(inside);
       }
+      if (last) ours_wrong = buf.wrong(n);
       comm::vote_step(*control, record.get(), i, {});  // as a training step ends: the ranks compare records
     }
-    const Row ours = summarize(ours_s / a.iters, real_bytes, n, buf.wrong(n));
+    const Row raw = summarize(median(raw_s), real_bytes, n, raw_wrong);
+    const Row ours = summarize(median(ours_s), real_bytes, n, ours_wrong);
     if (w.rank() != 0) continue;
     if (a.json) {
       nlohmann::json j = {{"bench", "allreduce"},     {"ranks", n},           {"bytes", real_bytes},
@@ -152,7 +165,7 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
                           {"raw_busbw_GBps", raw.busbw}, {"raw_wrong", raw.wrong}, {"convoy_us", ours.us},
                           {"convoy_algbw_GBps", ours.algbw}, {"convoy_busbw_GBps", ours.busbw},
                           {"convoy_wrong", ours.wrong}, {"busbw_ratio", ours.busbw / raw.busbw},
-                          {"convoy_inside_mpi_us", inside_s / a.iters * 1e6},
+                          {"convoy_inside_mpi_us", median(inside_s) * 1e6},
                           {"buckets", buckets.size()},      {"backend", comm->name()},
                           {"check", a.check}};
       std::printf("%s\n", j.dump().c_str());
