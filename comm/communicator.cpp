@@ -31,8 +31,8 @@ CommOptions plane_options(const std::string& plane, double timeout_s, std::share
 void require_communicator(const std::string& backend, ops::Device device) {
   if (resolve_comm_backend(backend, device) == "mpi") return;
   CONVOY_FAIL("communicator 'nccl': this version of convoy has no NCCL communicator yet (it comes with the CUDA "
-              "backend); use comm.backend: mpi (--backend mpi), which moves "
-              << device.str() << " memory through host buffers");
+              "backend); use comm.backend: mpi (--backend mpi)"
+              << (device.is_cpu() ? "" : ", which moves " + device.str() + " memory through host staging buffers"));
 }
 
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
