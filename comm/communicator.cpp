@@ -41,6 +41,21 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops:
   return make_mpi_communicator(world, options);
 }
 
+Planes make_planes(const std::string& backend, ops::Device device, const World& world, double timeout_s,
+                   CheckMode check) {
+  Planes p;
+  p.record = std::make_shared<StepRecord>();
+  p.control = make_mpi_communicator(world, plane_options("control", timeout_s, p.record));
+  p.data = make_communicator(backend, device, world, plane_options("data", timeout_s, p.record, check));
+  return p;
+}
+
+std::string rank_list(const std::vector<int>& ranks) {
+  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
+  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
+  return s;
+}
+
 uint64_t fingerprint(const char* role, uint64_t id, uint64_t bytes) {
   uint64_t h = 1469598103934665603ull;
   for (const char* p = role; *p; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "comm/step_record.h"
 #include "ops/backend.h"
@@ -119,6 +120,18 @@ std::string resolve_comm_backend(const std::string& backend, ops::Device device)
 void require_communicator(const std::string& backend, ops::Device device);
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
                                                 const CommOptions& options = {});
+
+// The two planes of a job on several ranks, sharing the step's record: control (always MPI over host
+// memory) and data (the communicator `backend` names for `device`: comm.backend).
+struct Planes {
+  std::shared_ptr<StepRecord> record;
+  std::unique_ptr<Communicator> control, data;
+};
+Planes make_planes(const std::string& backend, ops::Device device, const World& world, double timeout_s,
+                   CheckMode check = CheckMode::step);
+
+// "rank 1", "ranks 0, 2": how messages name ranks.
+std::string rank_list(const std::vector<int>& ranks);
 
 // A fingerprint from a role and a size: fingerprint("bucket", 3, bytes).
 uint64_t fingerprint(const char* role, uint64_t id, uint64_t bytes);

@@ -27,6 +27,9 @@ GradReducer::GradReducer(ops::Graph& graph, Communicator& comm, const ReducerOpt
     if (o.wire != ops::DType::f32) b.sent = b.wire = ops::Tensor::empty(n, o.wire, backend_.allocator());
     if (staged_) b.sent = b.staged = ops::Tensor::empty(n, o.wire, backend_.staging_allocator());
     b.ready = backend_.make_event();
+    const size_t i = buckets_.size() - 1;
+    b.what = "all-reduce of gradient bucket " + std::to_string(i) + " (" + std::to_string(b.bytes) + " bytes)";
+    b.fingerprint = fingerprint("gradient bucket", i, b.bytes);
     b.pending = static_cast<int>(b.entries.size());
   }
 }
@@ -57,9 +60,7 @@ void GradReducer::launch(size_t i) {
   if (b.wire.defined()) backend_.cast(ctx, b.grads, b.wire);
   if (b.staged.defined()) backend_.copy(ctx, b.wire.defined() ? b.wire : b.grads, b.staged);
   b.ready->record(ctx);  // after the bucket's last backward kernel (and its cast and copy)
-  const std::string what = "all-reduce of gradient bucket " + std::to_string(i) + " (" + std::to_string(b.bytes) +
-                           " bytes)";
-  b.work = comm_.all_reduce(b.sent, ReduceOp::sum, fingerprint("gradient bucket", i, b.bytes), what, b.ready.get());
+  b.work = comm_.all_reduce(b.sent, ReduceOp::sum, b.fingerprint, b.what, b.ready.get());
 }
 
 double GradReducer::finish() {

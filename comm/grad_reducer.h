@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -39,6 +40,8 @@ class GradReducer {
     ops::Tensor sent;               // what the communicator reduces: grads, wire or staged
     std::unique_ptr<ops::Event> ready;
     std::shared_ptr<Work> work;
+    std::string what;               // "all-reduce of gradient bucket 3 (1048576 bytes)"
+    uint64_t fingerprint = 0;
   };
 
   GradReducer(ops::Graph& graph, Communicator& comm, const ReducerOptions& options);

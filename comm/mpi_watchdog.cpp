@@ -20,12 +20,6 @@ std::string describe(const Status& s) {
   return os.str();
 }
 
-std::string rank_list(const std::vector<int>& ranks) {
-  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
-  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
-  return s;
-}
-
 std::string diagnose_stall(MPI_Comm diag, int rank, int size, const Status& mine, const char* phase, double waited,
                            const char* context, double timeout_s) {
   // Peers that are stuck too answer within milliseconds, or when their own watchdog fires (on another

@@ -24,7 +24,6 @@ namespace convoy::comm {
 
 // "data-plane collective #3 'all-reduce of gradient bucket 1'"
 std::string describe(const Status& s);
-std::string rank_list(const std::vector<int>& ranks);  // "rank 1", "ranks 0, 2"
 
 // The message for a collective that did not finish: exchanges statuses with every other rank on `diag`.
 // context: "" or what happened around it (" after the launcher asked this rank to stop").

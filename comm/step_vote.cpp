@@ -13,12 +13,6 @@ struct Text {
   char s[N] = {};
 };
 
-std::string ranks_str(const std::vector<int>& ranks) {
-  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
-  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
-  return s;
-}
-
 }  // namespace
 
 StepVerdict vote_step(Communicator& control, const StepRecord* record, int64_t step, const StepBallot& mine) {
@@ -43,7 +37,7 @@ StepVerdict vote_step(Communicator& control, const StepRecord* record, int64_t s
     os << "step " << step << ": the ranks issued different data-plane collectives (a rank skipped one, added one "
        << "or changed its size):";
     const char* sep = " ";
-    for (const auto& [text, ranks] : groups) os << sep << ranks_str(ranks) << " issued " << text, sep = "; ";
+    for (const auto& [text, ranks] : groups) os << sep << rank_list(ranks) << " issued " << text, sep = "; ";
     os << ". The job cannot continue (comm.check: collective stops at the first differing collective, for "
           "debugging)";
     CONVOY_FAIL(os.str());

@@ -97,10 +97,8 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
                "--dtype must be f32, bf16 or f16, got " << a.dtype);
   CONVOY_CHECK(a.min_bytes > 0 && a.max_bytes >= a.min_bytes && a.iters > 0,
                "need 0 < --min-bytes <= --max-bytes and --iters > 0");
-  auto record = std::make_shared<comm::StepRecord>();
-  const comm::CommOptions data_options = comm::plane_options("data", 120, record, comm::parse_check_mode(a.check));
-  auto comm = comm::make_communicator(a.backend, ops::Device{}, w, data_options);
-  auto control = comm::make_mpi_communicator(w, comm::plane_options("control", 120, record));
+  comm::Planes planes = comm::make_planes(a.backend, ops::Device{}, w, 120, comm::parse_check_mode(a.check));
+  auto& [record, control, comm] = planes;
   const int n = w.size();
   const size_t esize = ops::dtype_size(t);
   if (w.rank() == 0 && !a.json) {

@@ -76,14 +76,11 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
   graph->init_params(a.seed);
   Sgd sgd(*graph, SgdOptions{0.9f, 1e-4f, false, false});
-  std::shared_ptr<comm::StepRecord> record;
-  std::unique_ptr<comm::Communicator> control, data;
+  comm::Planes planes;
   std::unique_ptr<comm::GradReducer> reducer;
+  if (ranks > 1) planes = comm::make_planes(a.comm_backend, backend->device(), world, 120);
+  auto& [record, control, data] = planes;
   if (ranks > 1) {
-    record = std::make_shared<comm::StepRecord>();
-    control = comm::make_mpi_communicator(world, comm::plane_options("control", 120, record));
-    data = comm::make_communicator(a.comm_backend, backend->device(), world,
-                                   comm::plane_options("data", 120, record));
     comm::broadcast_model(*data, *graph);
     reducer = std::make_unique<comm::GradReducer>(*graph, *data, comm::ReducerOptions{});
     graph->set_backward_hook([&](size_t layer) { reducer->on_layer_done(layer); });

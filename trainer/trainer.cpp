@@ -78,12 +78,11 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
     CONVOY_FAIL(cfg_.source << ": comm.backend: " << e.message());
   }
   if (size_ > 1) {
-    const double timeout = cfg_.comm.timeout_s;
-    record_ = std::make_shared<comm::StepRecord>();
-    const comm::CommOptions control = comm::plane_options("control", timeout, record_);
-    const comm::CommOptions data = comm::plane_options("data", timeout, record_, comm::parse_check_mode(cfg_.comm.check));
-    control_ = comm::make_mpi_communicator(*world, control);
-    data_ = comm::make_communicator(cfg_.comm.backend, backend_->device(), *world, data);
+    comm::Planes planes = comm::make_planes(cfg_.comm.backend, backend_->device(), *world, cfg_.comm.timeout_s,
+                                            comm::parse_check_mode(cfg_.comm.check));
+    record_ = std::move(planes.record);
+    control_ = std::move(planes.control);
+    data_ = std::move(planes.data);
   }
 
   datasets::LoaderOptions train_opts = loader_options(cfg_, true, data_threads, local_batch_, rank_, size_);
