@@ -76,6 +76,9 @@ TEST(Config, OutOfRangeValuesAreNamed) {
                         Case{"train.precision=fp8", "train.precision must be fp32, bf16 or fp16"},
                         Case{"train.mixup_alpha=0.2", "mixup is not implemented"},
                         Case{"data.prefetch=1", "data.prefetch must be at least 2"},
+                        Case{"train.device=gpu", "train.device must be cpu, cuda or cpu-strict, got 'gpu'"},
+                        Case{"comm.backend=gloo", "comm.backend must be auto, mpi or nccl, got 'gloo'"},
+                        Case{"comm.check=never", "comm.check must be step or collective, got 'never'"},
                         Case{"checkpoint.keep=0", "checkpoint.keep must be at least 1"}}) {
     std::string e = error_of(valid_yaml(), {c.override_});
     EXPECT_NE(e.find(c.expect), std::string::npos) << c.override_ << " gave: " << e;
