@@ -30,14 +30,23 @@ CommOptions plane_options(const std::string& plane, double timeout_s, std::share
 
 void require_communicator(const std::string& backend, ops::Device device) {
   if (resolve_comm_backend(backend, device) == "mpi") return;
-  CONVOY_FAIL("communicator 'nccl': this version of convoy has no NCCL communicator yet (it comes with the CUDA "
-              "backend); use comm.backend: mpi (--backend mpi)"
+#if defined(CONVOY_CUDA_BACKEND)
+  CONVOY_CHECK(device.kind == ops::DeviceKind::cuda,
+               "communicator 'nccl' moves GPU memory, but train.device is " << device.str()
+                                                                            << ": use comm.backend: mpi (or auto)");
+#else
+  CONVOY_FAIL("communicator 'nccl': this convoy build has no NCCL communicator (it comes with the CUDA backend: "
+              "configure with the CUDA toolkit, cuDNN and NCCL); use comm.backend: mpi (--backend mpi)"
               << (device.is_cpu() ? "" : ", which moves " + device.str() + " memory through host staging buffers"));
+#endif
 }
 
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
                                                 const CommOptions& options) {
   require_communicator(backend, device);
+#if defined(CONVOY_CUDA_BACKEND)
+  if (resolve_comm_backend(backend, device) == "nccl") return make_nccl_communicator(world, device, options);
+#endif
   return make_mpi_communicator(world, options);
 }
 

@@ -112,6 +112,10 @@ class Communicator {
 
 // MPI over MPI_COMM_WORLD, host buffers, one communication thread.
 std::unique_ptr<Communicator> make_mpi_communicator(const World& world, const CommOptions& options = {});
+// NCCL over every rank, on `device` (a GPU), its own CUDA stream (comm/nccl_communicator.cpp; a build
+// with the CUDA backend only).
+std::unique_ptr<Communicator> make_nccl_communicator(const World& world, ops::Device device,
+                                                     const CommOptions& options = {});
 
 // The data plane's communicator by its config name (comm.backend): "mpi", "nccl", or "auto" (nccl for
 // a GPU device, mpi otherwise). A build without NCCL answers "nccl" with what to do.

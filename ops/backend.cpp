@@ -1,28 +1,70 @@
 #include "ops/backend.h"
 
+#include <cstdlib>
+
+#if defined(CONVOY_CUDA_BACKEND)
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/elementwise.h"
+#include "ops/cuda/gpu_choice.h"
+#endif
+
 namespace convoy::ops {
 
-std::vector<std::string> backend_names() { return {"cpu", "cpu-strict"}; }
+bool has_cuda_backend() {
+#if defined(CONVOY_CUDA_BACKEND)
+  return true;
+#else
+  return false;
+#endif
+}
+
+int cuda_devices() {
+#if defined(CONVOY_CUDA_BACKEND)
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+#else
+  return 0;
+#endif
+}
+
+std::vector<std::string> backend_names() {
+  std::vector<std::string> names{"cpu", "cpu-strict"};
+  if (has_cuda_backend()) names.push_back("cuda");
+  return names;
+}
 
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
-  if (device == "cpu") return make_cpu_backend(threads);
-  if (device == "cpu-strict") return make_strict_backend(threads);
+  BackendOptions o;
+  o.threads = threads;
+  return make_backend(device, o);
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& o) {
+  if (device == "cpu") return make_cpu_backend(o.threads);
+  if (device == "cpu-strict") return make_strict_backend(o.threads);
   if (device == "cuda") {
-#if defined(CONVOY_CUDA_TOOLKIT)
-    CONVOY_FAIL("device 'cuda': this version of convoy has no CUDA backend yet (the CUDA toolkit "
+#if defined(CONVOY_CUDA_BACKEND)
+    cuda::CudaOptions c;
+    c.device = cuda::choose_gpu(cuda_devices(), o.local_rank, o.local_size, std::getenv("CUDA_VISIBLE_DEVICES"));
+    c.fp32 = o.tf32 ? cuda::Fp32Math::tf32 : cuda::Fp32Math::ieee;
+    c.deterministic = o.deterministic;
+    return cuda::make_cuda_backend(c);
+#elif defined(CONVOY_CUDA_TOOLKIT)
+    CONVOY_FAIL("device 'cuda': this convoy build has no CUDA backend: the CUDA toolkit "
                 << CONVOY_CUDA_TOOLKIT
-                << " was found and only convoy's elementwise CUDA kernels are compiled; the cuDNN/NCCL backend is "
-                   "the next piece of work): train on device cpu");
+                << " was found but not all of cuDNN, cuBLAS and NCCL (the configure summary says which); install "
+                   "them and configure again with -DCONVOY_WITH_CUDA=on, or train on device cpu");
 #else
     CONVOY_FAIL("device 'cuda': this convoy build has no CUDA backend: it was configured without the CUDA "
                 "toolkit. Install the toolkit with cuDNN and NCCL (under /usr/local/cuda, or pass "
-                "-DCUDAToolkit_ROOT=DIR to cmake) and configure again with -DCONVOY_WITH_CUDA=ON; or train on "
+                "-DCUDAToolkit_ROOT=DIR to cmake) and configure again with -DCONVOY_WITH_CUDA=on; or train on "
                 "device cpu");
 #endif
   }
   std::string known;
   for (const auto& n : backend_names()) known += (known.empty() ? "" : ", ") + n;
-  CONVOY_FAIL("unknown device '" << device << "': use one of " << known << " (or cuda, with a CUDA build)");
+  CONVOY_FAIL("unknown device '" << device << "': use one of " << known
+                                 << (has_cuda_backend() ? "" : " (or cuda, with a CUDA build)"));
 }
 
 Tensor to_host(Backend& backend, const Tensor& device_tensor) {

@@ -102,7 +102,8 @@ class BatchNormKernel {
   // Evaluation: running statistics.
   virtual void forward_eval(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                             const Tensor& running_mean, const Tensor& running_var, Tensor& y) = 0;
-  virtual void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+  // y: the forward output (a fused ReLU's backward needs it on cuDNN).
+  virtual void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
                         const Tensor& saved_mean, const Tensor& saved_var, const Tensor& saved, const Tensor& dy,
                         Tensor* dx, bool accumulate_dx, Tensor& dgamma, Tensor& dbeta) = 0;
   virtual std::vector<std::string> implementations() const = 0;
@@ -262,6 +263,9 @@ class Backend {
   virtual std::unique_ptr<Event> make_event() = 0;
   // Grows the default context's workspace to at least `bytes`; called while plans are built.
   virtual void reserve_workspace(size_t bytes) = 0;
+  // Calls of the device's raw allocator and free so far (cudaMalloc/cudaFree and the pinned ones behind
+  // the caching allocators); 0 on the CPU, whose heap the allocation counter (common/alloc_counter.h) sees.
+  virtual uint64_t raw_device_allocations() const { return 0; }
 
   virtual std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) = 0;
   virtual std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) = 0;
@@ -288,12 +292,24 @@ class Backend {
   virtual void sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) = 0;
 };
 
+struct BackendOptions {
+  int threads = 0;                     // CPU: compute threads (<= 0: all cores)
+  int local_rank = 0, local_size = 1;  // cuda: this rank among the node's, to choose its GPU
+  bool tf32 = true;                    // cuda: fp32 convolutions and matrix products may use TF32 tensor cores
+  bool deterministic = false;          // cuda: deterministic cuDNN algorithms only
+};
+
 // A backend by the name users give it (train.device, --device): "cpu" (oneDNN), "cpu-strict" (the CPU
-// kernels behind a device boundary that refuses host access: ops/strict, for tests) or "cuda" (refused
-// with what to do when this build has no CUDA backend). threads <= 0: all cores.
+// kernels behind a device boundary that refuses host access: ops/strict, for tests) or "cuda" (cuDNN,
+// cuBLAS and convoy's kernels on this rank's GPU; refused with what to do when this build has no CUDA
+// backend).
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options);
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads = 0);
 // The device names make_backend accepts in this build.
 std::vector<std::string> backend_names();
+// Whether this build has the CUDA backend, and how many GPUs this process sees (0 without one).
+bool has_cuda_backend();
+int cuda_devices();
 
 // The CPU backend on oneDNN. threads <= 0: all cores.
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0);

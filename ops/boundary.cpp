@@ -97,12 +97,12 @@ class GuardedBatchNorm final : public BatchNormKernel {
     in_->forward_eval(b_.inner(ctx), P(x, "x"), P(gamma, "gamma"), P(beta, "beta"), P(running_mean, "running_mean"),
                       P(running_var, "running_var"), yi);
   }
-  void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& saved_mean,
-                const Tensor& saved_var, const Tensor& saved, const Tensor& dy, Tensor* dx, bool accumulate_dx,
-                Tensor& dgamma, Tensor& dbeta) override {
+  void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
+                const Tensor& saved_mean, const Tensor& saved_var, const Tensor& saved, const Tensor& dy, Tensor* dx,
+                bool accumulate_dx, Tensor& dgamma, Tensor& dbeta) override {
     Boundary::Scope s(b_);
     Tensor dxi = dx ? P(*dx, "dx") : Tensor(), dg = P(dgamma, "dgamma"), dbt = P(dbeta, "dbeta");
-    in_->backward(b_.inner(ctx), P(x, "x"), P(gamma, "gamma"), P(beta, "beta"), P(saved_mean, "saved_mean"),
+    in_->backward(b_.inner(ctx), P(x, "x"), P(gamma, "gamma"), P(beta, "beta"), P(y, "y"), P(saved_mean, "saved_mean"),
                   P(saved_var, "saved_var"), P(saved, "saved"), P(dy, "dy"), dx ? &dxi : nullptr, accumulate_dx, dg,
                   dbt);
   }

@@ -27,15 +27,32 @@ struct BenchTrainArgs {
   int64_t batch = 16, image_size = 0, channels = 0, classes = 0;
   int steps = 20, warmup = 3, threads = 0;
   uint64_t seed = 0;
-  bool json = false, no_fuse = false, profile = false;
+  bool json = false, no_fuse = false, profile = false, tf32 = true;
 };
 
-// Per-layer wall time over the timed steps (--profile).
+// Per-layer wall time over the timed steps (--profile). On an asynchronous device (a GPU) every layer
+// boundary waits for the device, so the times are the layers' own (and the step is slower for it).
 class LayerProfile final : public ops::Graph::Observer {
  public:
-  explicit LayerProfile(size_t layers) : fwd_(layers), bwd_(layers) {}
-  void begin(size_t, bool) override { t0_ = now_seconds(); }
-  void end(size_t layer, bool backward) override { (backward ? bwd_ : fwd_)[layer] += now_seconds() - t0_; }
+  LayerProfile(size_t layers, ops::ExecContext& ctx, bool sync) : fwd_(layers), bwd_(layers), ctx_(ctx), sync_(sync) {}
+  void begin(size_t, bool) override {
+    if (sync_) ctx_.synchronize();
+    t0_ = now_seconds();
+  }
+  void end(size_t layer, bool backward) override {
+    if (sync_) ctx_.synchronize();
+    (backward ? bwd_ : fwd_)[layer] += now_seconds() - t0_;
+  }
+  nlohmann::json to_json(const ops::Graph& g, int steps) const {
+    nlohmann::json layers = nlohmann::json::array();
+    for (size_t i = 0; i < fwd_.size(); ++i)
+      layers.push_back({{"name", g.layer_name(i)},
+                        {"type", std::string(g.layer(i).type())},
+                        {"macs", g.layer(i).macs()},
+                        {"fwd_ms", fwd_[i] * 1e3 / steps},
+                        {"bwd_ms", bwd_[i] * 1e3 / steps}});
+    return layers;
+  }
   void print(const ops::Graph& g, int steps) const {
     double total = 0;
     for (size_t i = 0; i < fwd_.size(); ++i) total += fwd_[i] + bwd_[i];
@@ -49,6 +66,8 @@ class LayerProfile final : public ops::Graph::Observer {
  private:
   double t0_ = 0;
   std::vector<double> fwd_, bwd_;
+  ops::ExecContext& ctx_;
+  bool sync_;
 };
 
 struct RusageSample {
@@ -71,7 +90,11 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   CONVOY_CHECK(a.batch > 0 && a.steps > 0 && a.warmup >= 0, "--batch and --steps must be positive");
 
   const int ranks = world.size();
-  auto backend = ops::make_backend(a.device, a.threads > 0 ? a.threads : cores_per_rank(world.local_size()));
+  ops::BackendOptions bo;
+  bo.threads = a.threads > 0 ? a.threads : cores_per_rank(world.local_size());
+  bo.local_rank = world.local_rank(), bo.local_size = world.local_size();
+  bo.tf32 = a.tf32;
+  auto backend = ops::make_backend(a.device, bo);
   auto graph = ops::make_model(a.model, {classes, channels, false});
   graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
   graph->init_params(a.seed);
@@ -101,16 +124,17 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
 
   std::vector<double> ms;
   double exposed_s = 0, total_s = 0, vote_s = 0;
-  uint64_t allocs_before = 0;
+  uint64_t allocs_before = 0, device_allocs_before = 0;
   long faults_before = 0;
   double loss_sum = 0;
   ops::ExecContext& ctx = backend->context();
-  LayerProfile profile(graph->num_layers());
+  LayerProfile profile(graph->num_layers(), ctx, !backend->device().is_cpu());
   for (int i = 0; i < a.warmup + a.steps; ++i) {
     if (a.profile && i == a.warmup) graph->set_observer(&profile);
     for (int64_t n = 0; n < a.batch; ++n) labels_host.host<int32_t>()[n] = label_dist(rng);
     if (i == a.warmup) {
       allocs_before = allocation_count();
+      device_allocs_before = backend->raw_device_allocations();
       faults_before = sample_rusage().minor_faults;
       step.take_loss_sum();  // the timed steps' losses only
     }
@@ -120,6 +144,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     backend->copy(ctx, labels_host, labels);
     const TrainStep::Result r = step.run(x, labels, 0.01, false, i);
     CONVOY_CHECK(!r.verdict.nonfinite, "the loss became non-finite at step " << i << " of the benchmark");
+    ctx.synchronize();  // an asynchronous device has only enqueued the step
     if (i >= a.warmup) {
       const double dt = now_seconds() - t0;
       ms.push_back(dt * 1e3);
@@ -127,6 +152,8 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     }
   }
   const double allocs_per_step = static_cast<double>(allocation_count() - allocs_before) / a.steps;
+  const double device_allocs_per_step =
+      static_cast<double>(backend->raw_device_allocations() - device_allocs_before) / a.steps;
   RusageSample ru = sample_rusage();
   const double faults_per_step = static_cast<double>(ru.minor_faults - faults_before) / a.steps;
   loss_sum = step.take_loss_sum();
@@ -167,7 +194,10 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"peak_rss_mb", static_cast<double>(ru.peak_rss_kb) / 1024.0},
                         {"allocations_per_step", counting_enabled() ? nlohmann::json(allocs_per_step) : nullptr},
                         {"page_faults_per_step", faults_per_step},
+                        {"device_mallocs_per_step", device_allocs_per_step},
+                        {"tf32", backend->device().kind == ops::DeviceKind::cuda ? nlohmann::json(a.tf32) : nullptr},
                         {"mean_loss", last_loss}};
+    if (a.profile) j["layers"] = profile.to_json(*graph, a.steps);
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("convoy bench train: %s, batch %ld, %ldx%ldx%ld, %ld classes, f32, %s\n", a.model.c_str(),
@@ -179,6 +209,9 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                 static_cast<double>(ru.peak_rss_kb) / 1024.0);
     std::printf("  per steady step: %.1f heap allocations, %.1f page faults; mean loss %.4f\n", allocs_per_step,
                 faults_per_step, last_loss);
+    if (!backend->device().is_cpu())
+      std::printf("  per steady step: %.1f raw device allocations and frees (cudaMalloc/cudaFree)\n",
+                  device_allocs_per_step);
     if (ranks > 1)
       std::printf("  %d ranks (batch %ld each): %.1f %% of the step waited for gradient all-reduce that backward did "
                   "not hide (%zu buckets)\n",
@@ -209,6 +242,8 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   cmd->add_option("--threads", a->threads, "Compute threads (default: all cores)");
   cmd->add_option("--seed", a->seed, "Seed of weights, data and labels")->capture_default_str();
   cmd->add_flag("--no-fuse", a->no_fuse, "Run every ReLU as its own layer (for comparison)");
+  cmd->add_option("--tf32", a->tf32, "cuda: fp32 convolutions and products may use TF32 tensor cores (as train.tf32)")
+      ->capture_default_str();
   cmd->add_flag("--profile", a->profile, "Print the time of every layer's forward and backward");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a, &action] {

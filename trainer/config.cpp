@@ -162,6 +162,7 @@ void visit(C& c, V& v) {
   v.field("precision", c.train.precision);
   v.field("device", c.train.device);
   v.field("deterministic", c.train.deterministic);
+  v.field("tf32", c.train.tf32);
   v.field("seed", c.train.seed);
   v.field("threads", c.train.threads);
   v.section("eval");

@@ -53,6 +53,7 @@ struct TrainConfig {
   std::string precision = "fp32";       // fp32 | bf16 | fp16 (mixed precision with fp32 master weights)
   std::string device = "cpu";           // cpu | cuda | cpu-strict (the CPU kernels behind a device boundary: tests)
   bool deterministic = false;           // one compute thread, one decode thread, fixed kernel choices
+  bool tf32 = true;                     // cuda: fp32 convolutions and products may use TF32 (PyTorch's cuDNN default)
   uint64_t seed = 0;
   int threads = 0;                      // compute threads per rank; 0 = cores per rank
 };

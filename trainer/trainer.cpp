@@ -68,7 +68,12 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   const int compute_threads = t.deterministic ? 1 : (t.threads > 0 ? t.threads : cores);
   const int data_threads = t.deterministic ? 1 : (cfg_.data.threads > 0 ? cfg_.data.threads : cores);
   try {
-    backend_ = ops::make_backend(t.device, compute_threads);
+    ops::BackendOptions bo;
+    bo.threads = compute_threads;
+    if (world) bo.local_rank = world->local_rank(), bo.local_size = world->local_size();
+    bo.tf32 = t.tf32;
+    bo.deterministic = t.deterministic;
+    backend_ = ops::make_backend(t.device, bo);
   } catch (const Error& e) {
     CONVOY_FAIL(cfg_.source << ": train.device: " << e.message());
   }

@@ -97,9 +97,9 @@ class CpuBatchNorm final : public BatchNormKernel {
     eval_.run(cpu_ctx(ctx).stream());
   }
 
-  void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& saved_mean,
-                const Tensor& saved_var, const Tensor& saved, const Tensor& dy, Tensor* dx, bool accumulate_dx,
-                Tensor& dgamma, Tensor& dbeta) override {
+  void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor&,
+                const Tensor& saved_mean, const Tensor& saved_var, const Tensor& saved, const Tensor& dy, Tensor* dx,
+                bool accumulate_dx, Tensor& dgamma, Tensor& dbeta) override {
     char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
     // oneDNN's backward always produces dx; when the caller needs none it lands in the workspace.
     float* out = (!dx || accumulate_dx) ? reinterpret_cast<float*>(ws + off_dx_) : static_cast<float*>(dx->data());

@@ -1,5 +1,6 @@
-// Thin CUDA launches of the shared elementwise math (ops/math/elementwise.h). Compiled whenever the CUDA
-// toolkit is present; this project's machines have no GPU, so none of it has run on one here.
+// Thin CUDA launches of the shared math (ops/math/*.h): each one a kernel over device pointers on a
+// stream, checked at launch. Nothing here has run on a GPU on this project's machines (they have none);
+// the math they launch is what the CPU tests cover.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,13 +9,76 @@
 
 namespace convoy::ops::cuda {
 
-// Device pointers; n elements; runs on `stream`.
+// Elements per thread block of every launch.
+constexpr int kThreads = 256;
+
+// --- memory and arithmetic over flat arrays ---
+template <typename T>
+void fill(cudaStream_t stream, T* p, int64_t n, T value);  // float, double, int32_t, int64_t, uint8_t
+void cast_to_half(cudaStream_t stream, const float* src, uint16_t* dst, int64_t n, bool bf16);
+void cast_from_half(cudaStream_t stream, const uint16_t* src, float* dst, int64_t n, bool bf16);
+// dst = src, or dst += src.
+void write_or_accumulate(cudaStream_t stream, float* dst, const float* src, int64_t n, bool accumulate);
 void sgd_update(cudaStream_t stream, float* w, float* v, const float* g, int64_t n, float lr, float momentum,
                 float weight_decay, bool nesterov, float grad_scale);
-// One thread block per row: loss[n] and grad (N, K) of label-smoothed softmax cross-entropy.
+// out[0] (device f64) = sum of x[i]^2, in a fixed order (the same result every run): partial sums of
+// kReduceBlocks blocks into `partials` (device, kReduceBlocks doubles), then one block.
+constexpr int kReduceBlocks = 256;
+void sum_squares(cudaStream_t stream, const float* x, int64_t n, double* partials, double* out);
+
+// --- activations ---
+void relu_forward(cudaStream_t stream, const float* x, float* y, int64_t n);
+// dx (+)= dy where y > 0.
+void relu_backward(cudaStream_t stream, const float* y, const float* dy, float* dx, int64_t n, bool accumulate);
+void add_forward(cudaStream_t stream, const float* a, const float* b, float* y, int64_t n, bool relu);
+// d (+)= dy (masked by y > 0 when relu); d may be null.
+void add_backward(cudaStream_t stream, const float* y, const float* dy, float* da, bool acc_a, float* db, bool acc_b,
+                  int64_t n, bool relu);
+void dropout_forward(cudaStream_t stream, const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t step);
+void dropout_backward(cudaStream_t stream, const float* dy, float* dx, int64_t n, float p, uint64_t seed,
+                      uint64_t step, bool accumulate);
+// Rows of `width` floats from src (pitch src_pitch floats) added into dst (pitch dst_pitch): a concat's
+// accumulating backward.
+void strided_accumulate(cudaStream_t stream, float* dst, int64_t dst_pitch, const float* src, int64_t src_pitch,
+                        int64_t width, int64_t rows);
+
+// y (N, K) row-major: y += b (b may be null), then ReLU when relu: a linear layer's epilogue.
+void bias_activation_rows(cudaStream_t stream, float* y, const float* b, int64_t N, int64_t K, bool relu);
+
+// --- pooling (NHWC, PyTorch's windows: ops/math/window.h) ---
+struct PoolShape {
+  int64_t N, H, W, C, OH, OW, kh, kw, sh, sw, ph, pw;
+  bool count_include_pad;
+};
+// argmax: the input index (h * W + w) of each output's maximum, for the backward pass.
+void max_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, float* y, int32_t* argmax);
+void max_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy, const int32_t* argmax, float* dx,
+                       bool accumulate);
+void avg_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, float* y);
+void avg_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy, float* dx, bool accumulate);
+
+// --- local response normalisation across channels (NHWC), PyTorch's LocalResponseNorm ---
+// scale = k + alpha/size * sum of x^2 over the channel window; y = x * scale^-beta. scale is kept.
+void lrn_forward(cudaStream_t stream, const float* x, float* y, float* scale, int64_t pixels, int64_t C, int64_t size,
+                 float alpha, float beta, float k);
+void lrn_backward(cudaStream_t stream, const float* x, const float* dy, const float* scale, float* dx, int64_t pixels,
+                  int64_t C, int64_t size, float alpha, float beta, bool accumulate);
+
+// --- batch-norm bookkeeping beside cuDNN ---
+// var[c] = 1 / inv_std[c]^2 - eps (cuDNN saves the inverse standard deviation); ++*count.
+void bn_saved_variance(cudaStream_t stream, const float* inv_std, float* var, int64_t C, float eps);
+void increment(cudaStream_t stream, int64_t* count);
+
+// --- softmax cross-entropy ---
+// rows (N floats of workspace) = per-sample losses; grad = (softmax - target) * grad_scale; then
+// loss_sum[0] += mean of rows, nonfinite[0] = mean is not finite. A label outside [0, K) makes its row NaN
+// (a device cannot stop the host to say so: the step's non-finite vote stops training instead).
 void softmax_cross_entropy(cudaStream_t stream, const float* logits, const int32_t* labels, int64_t N, int64_t K,
-                           float smoothing, float grad_scale, float* loss, float* grad);
-void dropout(cudaStream_t stream, const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t step);
+                           float smoothing, float grad_scale, float* rows, float* grad, double* loss_sum,
+                           int32_t* nonfinite);
+// Evaluation: rows (3N floats of workspace) per sample, then sums[0..2] += loss, top-1, top-5 over valid rows.
+void softmax_cross_entropy_eval(cudaStream_t stream, const float* logits, const int32_t* labels, const uint8_t* valid,
+                                int64_t N, int64_t K, float* rows, double* sums);
 
 // True when a CUDA device can run kernels (false on machines without a GPU or driver).
 bool device_available();

@@ -50,9 +50,9 @@ class BatchNorm final : public Layer {
       kernel_->forward_eval(rc.ctx, *x[0], param(0), param(1), buffer(0), buffer(1), y);
   }
 
-  void backward(const RunContext& rc, std::span<const Tensor* const> x, const Tensor&, const Tensor& dy,
+  void backward(const RunContext& rc, std::span<const Tensor* const> x, const Tensor& y, const Tensor& dy,
                 std::span<Tensor* const> dx, std::span<const bool> accumulate) override {
-    kernel_->backward(rc.ctx, *x[0], param(0), param(1), mean_, var_, saved_, dy, dx[0], accumulate[0], grad(0),
+    kernel_->backward(rc.ctx, *x[0], param(0), param(1), y, mean_, var_, saved_, dy, dx[0], accumulate[0], grad(0),
                       grad(1));
   }
 

@@ -58,10 +58,22 @@ std::unique_ptr<ops::Graph> one_layer(std::unique_ptr<ops::Layer> layer, const o
 }  // namespace convoy::test
 
 // --backend NAME picks the backend; every other argument goes to GoogleTest.
+namespace {
+// A GPU backend's tests skip, every one with the reason, on a machine where no GPU is visible.
+class NeedsGpu final : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (convoy::test::backend_name() == "cuda" && convoy::ops::cuda_devices() == 0)
+      GTEST_SKIP() << "backend cuda: no GPU is visible on this machine";
+  }
+};
+}  // namespace
+
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--backend=", 10) == 0) convoy::test::g_backend = argv[i] + 10;
   }
+  ::testing::AddGlobalTestEnvironment(new NeedsGpu);
   return RUN_ALL_TESTS();
 }

@@ -1,0 +1,186 @@
+// Convolution on cuDNN: NHWC activations, KRSC filters, algorithms searched once per shape
+// (cudnnFind*AlgorithmEx within the workspace limit) and cached by the spec; bias and ReLU fused by
+// cudnnConvolutionBiasActivationForward.
+#include <vector>
+
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/elementwise.h"
+
+namespace convoy::ops::cuda {
+namespace {
+
+constexpr float kOne = 1.f, kZero = 0.f;
+
+size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+
+// Picks the fastest result that succeeded, fits the limit, keeps IEEE fp32 when asked, and is
+// deterministic when asked (cuDNN returns them fastest first).
+template <typename Perf>
+const Perf* pick(const std::vector<Perf>& results, int count, size_t limit, bool deterministic, bool ieee) {
+  for (int i = 0; i < count; ++i) {
+    const Perf& p = results[static_cast<size_t>(i)];
+    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
+    if (deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
+    if (ieee && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
+    return &p;
+  }
+  return nullptr;
+}
+
+struct Scratch {  // device buffers for the search, returned to the cache afterwards
+  Scratch(CachingAllocator& a, size_t bytes) : a_(a), bytes_(bytes), p_(a.allocate(bytes)) {}
+  ~Scratch() { a_.deallocate(p_, bytes_); }
+  CachingAllocator& a_;
+  size_t bytes_;
+  void* p_;
+};
+
+}  // namespace
+
+ConvAlgos CudaBackend::conv_algorithms(const ConvSpec& s) {
+  const std::string key = conv_algo_key(s, o_.fp32, o_.deterministic, o_.conv_workspace_limit);
+  std::lock_guard<std::mutex> lock(algo_mu_);
+  if (auto it = algos_.find(key); it != algos_.end()) return it->second;
+
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+  x.set_nhwc(s.N, s.H, s.W, s.C, s.dtype);
+  y.set_nhwc(s.N, s.out_h(), s.out_w(), s.K, s.dtype);
+  w.set(s);
+  conv.set(s, o_.fp32);
+  const size_t es = dtype_size(s.dtype);
+  Scratch xs(*device_alloc_, static_cast<size_t>(s.N * s.H * s.W * s.C) * es);
+  Scratch ys(*device_alloc_, static_cast<size_t>(s.N * s.out_h() * s.out_w() * s.K) * es);
+  Scratch ws(*device_alloc_, static_cast<size_t>(s.weight_shape().numel()) * es);
+  Scratch work(*device_alloc_, o_.conv_workspace_limit);
+  cudnnHandle_t h = ctx_->cudnn();
+  const bool ieee = s.dtype == DType::f32 && o_.fp32 == Fp32Math::ieee;
+  const char* why = o_.deterministic ? " deterministic" : "";
+
+  ConvAlgos a{};
+  int n = 0;
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
+  CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, x.get(), xs.p_, w.get(), ws.p_, conv.get(), y.get(), ys.p_,
+                                                     static_cast<int>(fwd.size()), &n, fwd.data(), work.p_,
+                                                     o_.conv_workspace_limit));
+  const auto* f = pick(fwd, n, o_.conv_workspace_limit, o_.deterministic, ieee);
+  CONVOY_CHECK(f, "cuDNN has no" << why << " forward algorithm for convolution " << key << " within "
+                                 << o_.conv_workspace_limit << " bytes of workspace");
+  a.fwd = f->algo, a.fwd_bytes = f->memory;
+
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bd(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
+  CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, w.get(), ws.p_, y.get(), ys.p_, conv.get(), x.get(), xs.p_,
+                                                          static_cast<int>(bd.size()), &n, bd.data(), work.p_,
+                                                          o_.conv_workspace_limit));
+  const auto* d = pick(bd, n, o_.conv_workspace_limit, o_.deterministic, ieee);
+  CONVOY_CHECK(d, "cuDNN has no" << why << " backward-data algorithm for convolution " << key);
+  a.bwd_data = d->algo, a.bwd_data_bytes = d->memory;
+
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bf(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
+  CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, x.get(), xs.p_, y.get(), ys.p_, conv.get(), w.get(),
+                                                            ws.p_, static_cast<int>(bf.size()), &n, bf.data(), work.p_,
+                                                            o_.conv_workspace_limit));
+  const auto* g = pick(bf, n, o_.conv_workspace_limit, o_.deterministic, ieee);
+  CONVOY_CHECK(g, "cuDNN has no" << why << " backward-filter algorithm for convolution " << key);
+  a.bwd_filter = g->algo, a.bwd_filter_bytes = g->memory;
+  ctx_->synchronize();  // the scratch buffers go back to the cache
+  algos_.emplace(key, a);
+  return a;
+}
+
+namespace {
+
+class CudaConv final : public ConvKernel {
+ public:
+  CudaConv(CudaBackend& be, const ConvSpec& s) : be_(be), s_(s), act_(true) {
+    require_f32(s.dtype, "convolution");
+    CONVOY_CHECK(s.C % s.groups == 0 && s.K % s.groups == 0,
+                 "convolution: " << s.C << " input and " << s.K << " output channels do not split into " << s.groups
+                                 << " groups");
+    int64_t n, k, oh, ow;
+    cudnn_output_shape(s, be.options().fp32, n, k, oh, ow);
+    CONVOY_CHECK(oh == s.out_h() && ow == s.out_w(), "internal: cuDNN's convolution output " << oh << "x" << ow
+                                                                                          << " differs from "
+                                                                                          << s.out_h() << "x"
+                                                                                          << s.out_w());
+    x_.set_nhwc(s.N, s.H, s.W, s.C, s.dtype);
+    y_.set_nhwc(s.N, s.out_h(), s.out_w(), s.K, s.dtype);
+    bias_.set_nhwc(1, 1, 1, s.K, s.dtype);
+    w_.set(s);
+    conv_.set(s, be.options().fp32);
+    algos_ = be.conv_algorithms(s);
+    y_bytes_ = static_cast<size_t>(s.N * s.out_h() * s.out_w() * s.K) * sizeof(float);
+    masked_ = s.fuse_relu ? align256(y_bytes_) : 0;
+    be.reserve_workspace(std::max({algos_.fwd_bytes, masked_ + algos_.bwd_data_bytes, masked_ + algos_.bwd_filter_bytes,
+                                   size_t{256}}));
+    if (s.fuse_relu && !s.bias) {  // the fused call needs a bias: a zero one
+      zero_bias_ = Tensor::empty(Shape{s.K}, DType::f32, be.allocator());
+      be.fill(be.context(), zero_bias_, 0.0);
+    }
+    layout_ = std::make_shared<ReorderedLayout>(Shape{s.K, s.C / s.groups, s.R, s.S}, oihw_to_ohwi);
+  }
+
+  std::shared_ptr<const PackedLayout> weight_layout() const override { return layout_; }
+
+  void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
+    CudaContext& c = cuda_ctx(ctx);
+    void* ws = c.workspace(algos_.fwd_bytes);
+    if (s_.fuse_relu) {
+      const void* bias = s_.bias ? b.data() : zero_bias_.data();
+      CUDNN_CHECK(cudnnConvolutionBiasActivationForward(c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(),
+                                                        conv_.get(), algos_.fwd, ws, algos_.fwd_bytes, &kZero, y_.get(),
+                                                        y.data(), bias_.get(), bias, act_.get(), y_.get(), y.data()));
+      return;
+    }
+    CUDNN_CHECK(cudnnConvolutionForward(c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(), conv_.get(),
+                                        algos_.fwd, ws, algos_.fwd_bytes, &kZero, y_.get(), y.data()));
+    if (s_.bias) CUDNN_CHECK(cudnnAddTensor(c.cudnn(), &kOne, bias_.get(), b.data(), &kOne, y_.get(), y.data()));
+  }
+
+  void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy, Tensor* dx,
+                bool accumulate_dx, Tensor& dw, Tensor* db) override {
+    CudaContext& c = cuda_ctx(ctx);
+    char* ws = static_cast<char*>(c.workspace(masked_ + std::max(algos_.bwd_data_bytes, algos_.bwd_filter_bytes)));
+    const void* g = dy.data();
+    if (s_.fuse_relu) {  // the gradient through the fused ReLU, into the workspace's head
+      float* m = reinterpret_cast<float*>(ws);
+      relu_backward(c.stream(), y.data_as<float>(), dy.data_as<float>(), m, y.numel(), false);
+      g = m;
+    }
+    if (s_.bias && db)
+      CUDNN_CHECK(cudnnConvolutionBackwardBias(c.cudnn(), &kOne, y_.get(), g, &kZero, bias_.get(), db->data()));
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.cudnn(), &kOne, x_.get(), x.data(), y_.get(), g, conv_.get(),
+                                               algos_.bwd_filter, ws + masked_, algos_.bwd_filter_bytes, &kZero,
+                                               w_.get(), dw.data()));
+    if (dx)
+      CUDNN_CHECK(cudnnConvolutionBackwardData(c.cudnn(), &kOne, w_.get(), w.data(), y_.get(), g, conv_.get(),
+                                               algos_.bwd_data, ws + masked_, algos_.bwd_data_bytes,
+                                               accumulate_dx ? &kOne : &kZero, x_.get(), dx->data()));
+  }
+
+  std::vector<std::string> implementations() const override {
+    return {"cudnn fwd algo " + std::to_string(static_cast<int>(algos_.fwd)),
+            "cudnn bwd-data algo " + std::to_string(static_cast<int>(algos_.bwd_data)),
+            "cudnn bwd-filter algo " + std::to_string(static_cast<int>(algos_.bwd_filter))};
+  }
+
+ private:
+  CudaBackend& be_;
+  ConvSpec s_;
+  TensorDesc x_, y_, bias_;
+  FilterDesc w_;
+  ConvDesc conv_;
+  ActivationDesc act_;
+  ConvAlgos algos_{};
+  size_t y_bytes_ = 0, masked_ = 0;
+  Tensor zero_bias_;
+  std::shared_ptr<ReorderedLayout> layout_;
+};
+
+}  // namespace
+
+std::unique_ptr<ConvKernel> make_conv(CudaBackend& be, const ConvSpec& s) { return std::make_unique<CudaConv>(be, s); }
+
+}  // namespace convoy::ops::cuda

@@ -1,0 +1,70 @@
+// Max and average pooling with PyTorch's windows (ceil mode, count_include_pad) as convoy's own kernels
+// over ops/math/window.h: cuDNN's pooling has symmetric padding only (PyTorch's ceil-mode windows hang past
+// it) and its max-pooling backward needs x and y, where this interface keeps the argmax.
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/elementwise.h"
+
+namespace convoy::ops::cuda {
+namespace {
+
+class CudaPool final : public PoolKernel {
+ public:
+  explicit CudaPool(const PoolSpec& s) : s_(s) {
+    require_f32(s.dtype, "pooling");
+    p_ = PoolShape{s.N, s.H, s.W, s.C, s.out_h(), s.out_w(), s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
+                   s.count_include_pad};
+    CONVOY_CHECK(s.H * s.W <= INT32_MAX, "pooling input of " << s.H << "x" << s.W << " is too large");
+  }
+  size_t saved_bytes() const override {
+    return s_.kind == PoolKind::max ? static_cast<size_t>(p_.N * p_.OH * p_.OW * p_.C) * sizeof(int32_t) : 0;
+  }
+  void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool) override {
+    cudaStream_t st = cuda_ctx(ctx).stream();
+    if (s_.kind == PoolKind::max)
+      max_pool_forward(st, p_, x.data_as<float>(), y.data_as<float>(), static_cast<int32_t*>(saved.data()));
+    else
+      avg_pool_forward(st, p_, x.data_as<float>(), y.data_as<float>());
+  }
+  void backward(ExecContext& ctx, const Tensor& dy, const Tensor& saved, Tensor& dx, bool accumulate_dx) override {
+    cudaStream_t st = cuda_ctx(ctx).stream();
+    if (s_.kind == PoolKind::max)
+      max_pool_backward(st, p_, dy.data_as<float>(), static_cast<const int32_t*>(saved.data()), dx.data_as<float>(),
+                        accumulate_dx);
+    else
+      avg_pool_backward(st, p_, dy.data_as<float>(), dx.data_as<float>(), accumulate_dx);
+  }
+  std::vector<std::string> implementations() const override {
+    return {s_.kind == PoolKind::max ? "convoy cuda max pool" : "convoy cuda avg pool"};
+  }
+
+ private:
+  PoolSpec s_;
+  PoolShape p_{};
+};
+
+class CudaLrn final : public LrnKernel {
+ public:
+  explicit CudaLrn(const LrnSpec& s) : s_(s) { require_f32(s.dtype, "local response normalisation"); }
+  size_t saved_bytes() const override { return static_cast<size_t>(s_.N * s_.H * s_.W * s_.C) * sizeof(float); }
+  void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool) override {
+    lrn_forward(cuda_ctx(ctx).stream(), x.data_as<float>(), y.data_as<float>(), static_cast<float*>(saved.data()),
+                s_.N * s_.H * s_.W, s_.C, s_.size, s_.alpha, s_.beta, s_.k);
+  }
+  void backward(ExecContext& ctx, const Tensor& x, const Tensor& dy, const Tensor& saved, Tensor& dx,
+                bool accumulate_dx) override {
+    lrn_backward(cuda_ctx(ctx).stream(), x.data_as<float>(), dy.data_as<float>(),
+                 static_cast<const float*>(saved.data()), dx.data_as<float>(), s_.N * s_.H * s_.W, s_.C, s_.size,
+                 s_.alpha, s_.beta, accumulate_dx);
+  }
+  std::vector<std::string> implementations() const override { return {"convoy cuda lrn"}; }
+
+ private:
+  LrnSpec s_;
+};
+
+}  // namespace
+
+std::unique_ptr<PoolKernel> make_pool(CudaBackend&, const PoolSpec& s) { return std::make_unique<CudaPool>(s); }
+std::unique_ptr<LrnKernel> make_lrn(CudaBackend&, const LrnSpec& s) { return std::make_unique<CudaLrn>(s); }
+
+}  // namespace convoy::ops::cuda

@@ -1,0 +1,40 @@
+// Pooling windows as PyTorch defines them, shared by the CUDA kernels and tested on the CPU against the
+// oneDNN backend's results (tests/ops/test_window.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "ops/math/elementwise.h"
+
+namespace convoy::math {
+
+// The input rows [begin, end) of output row o along one dimension of size `in`, kernel k, stride s and
+// padding p, clipped to the input; `padded_size` is the window's size counting padding as PyTorch's
+// count_include_pad does (clipped to in + p, so a ceil-mode window that hangs past the padding counts
+// only up to it).
+struct Window {
+  int64_t begin, end, padded_size;
+};
+
+CONVOY_HD Window pool_window(int64_t o, int64_t in, int64_t k, int64_t s, int64_t p) {
+  int64_t b = o * s - p;
+  int64_t e = b + k < in + p ? b + k : in + p;
+  Window w;
+  w.padded_size = e - b;
+  w.begin = b > 0 ? b : 0;
+  w.end = e < in ? e : in;
+  return w;
+}
+
+// The output rows [first, last] whose windows contain input row i (last < first: none).
+CONVOY_HD void windows_containing(int64_t i, int64_t out, int64_t k, int64_t s, int64_t p, int64_t& first,
+                                  int64_t& last) {
+  // o*s - p <= i < o*s - p + k  <=>  (i + p - k) / s < o <= (i + p) / s
+  int64_t hi = (i + p) / s;
+  int64_t lo_num = i + p - k + 1;
+  int64_t lo = lo_num <= 0 ? 0 : (lo_num + s - 1) / s;
+  first = lo;
+  last = hi < out - 1 ? hi : out - 1;
+}
+
+}  // namespace convoy::math
