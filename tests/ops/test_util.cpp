@@ -13,7 +13,12 @@ std::string g_backend = "cpu";
 const std::string& backend_name() { return g_backend; }
 
 ops::Backend& backend() {
-  static std::unique_ptr<ops::Backend> b = ops::make_backend(g_backend, 2);
+  static std::unique_ptr<ops::Backend> b = [] {
+    ops::BackendOptions o;
+    o.threads = 2;
+    o.tf32 = false;  // on cuda: IEEE fp32, so the references' tolerances hold
+    return ops::make_backend(g_backend, o);
+  }();
   return *b;
 }
 
