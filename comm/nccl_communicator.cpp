@@ -95,9 +95,16 @@ class NcclCommunicator final : public Communicator {
                                                                             << ": use comm.backend: mpi");
     CUDA_CHECK(cudaSetDevice(device.index));
     check_one_gpu_per_rank(world);
-    ncclUniqueId id{};
-    if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-    MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, diag_));
+    // Rank 0's id, with whether it could make one (the others must not wait for an id that never comes).
+    struct {
+      ncclUniqueId id;
+      int32_t status;
+    } hello{};
+    if (rank_ == 0) hello.status = static_cast<int32_t>(ncclGetUniqueId(&hello.id));
+    MPI_CHECK(MPI_Bcast(&hello, sizeof(hello), MPI_BYTE, 0, diag_));
+    CONVOY_CHECK(hello.status == ncclSuccess, "rank 0 could not create NCCL's unique id: "
+                                                  << ncclGetErrorString(static_cast<ncclResult_t>(hello.status)));
+    const ncclUniqueId& id = hello.id;
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;  // initialisation is polled, so a rank that never arrives is an error, not a hang
     NCCL_CHECK(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
@@ -106,8 +113,12 @@ class NcclCommunicator final : public Communicator {
       ncclResult_t state = ncclInProgress;
       NCCL_CHECK(ncclCommGetAsyncError(comm_, &state));
       if (state == ncclSuccess) break;
-      CONVOY_CHECK(state == ncclInProgress, "NCCL initialisation failed: " << ncclGetErrorString(state) << " ("
-                                                                           << ncclGetLastError(comm_) << ")");
+      if (state != ncclInProgress) {
+        const std::string detail = ncclGetLastError(comm_);
+        ncclCommAbort(comm_);
+        comm_ = nullptr;
+        CONVOY_FAIL("NCCL initialisation failed: " << ncclGetErrorString(state) << " (" << detail << ")");
+      }
       if (now_seconds() - t0 > o.timeout_s) {
         ncclCommAbort(comm_);
         comm_ = nullptr;
@@ -120,15 +131,33 @@ class NcclCommunicator final : public Communicator {
     CUDA_CHECK(cudaMalloc(&barrier_word_, sizeof(int32_t)));
   }
 
+  // The collectives still in flight are waited for at most the timeout: when this rank is unwinding from
+  // an error its peers may never issue theirs, so the communicator is aborted instead of hanging.
   ~NcclCommunicator() override {
-    if (comm_) {
-      if (failed_.load()) {
-        ncclCommAbort(comm_);
-      } else {
-        cudaStreamSynchronize(stream_);
-        ncclCommDestroy(comm_);
+    if (comm_ && !failed_.load()) {
+      bool finished = false;
+      for (const double t0 = now_seconds(); now_seconds() - t0 < o_.timeout_s;) {
+        const cudaError_t s = cudaStreamQuery(stream_);
+        if (s != cudaErrorNotReady) {
+          finished = s == cudaSuccess;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      const ncclResult_t fin = finished ? ncclCommFinalize(comm_) : ncclInternalError;
+      if (fin == ncclSuccess || fin == ncclInProgress) {  // a non-blocking finalize completes in the background
+        ncclResult_t state = ncclInProgress;
+        for (const double t0 = now_seconds(); state == ncclInProgress && now_seconds() - t0 < o_.timeout_s;) {
+          if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) break;
+          if (state == ncclInProgress) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (state == ncclSuccess) {
+          ncclCommDestroy(comm_);
+          comm_ = nullptr;
+        }
       }
     }
+    if (comm_) ncclCommAbort(comm_);
     if (barrier_word_) cudaFree(barrier_word_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -182,33 +211,45 @@ class NcclCommunicator final : public Communicator {
   // Polls w until done; past the timeout, after an asynchronous NCCL error or soon after a stop request
   // the communicator is aborted and the stall diagnosed.
   bool poll(NcclWork& w, double limit_s) {
+    // After an abort the aborted kernels drain and their events fire: that is not a finished collective.
+    CONVOY_CHECK(!failed_.load(), describe(w.status()) << ": the NCCL communicator was aborted after an earlier "
+                                                          "failure; this collective did not complete");
+    CUDA_CHECK(cudaSetDevice(device_.index));
     const double t0 = now_seconds();
     for (int spins = 0;; ++spins) {
       const cudaError_t s = cudaEventQuery(w.event());
       if (s == cudaSuccess) return true;
       if (s != cudaErrorNotReady) CUDA_CHECK(s);
-      ncclResult_t async = ncclSuccess;
-      NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
-      if (async != ncclSuccess && async != ncclInProgress) {
-        abort_comm();
-        CONVOY_FAIL("NCCL failed in " << describe(w.status()) << " at step " << w.status().step << ": "
-                                      << ncclGetErrorString(async) << " (" << ncclGetLastError(comm_) << ")");
-      }
-      const double waited = now_seconds() - w.started_at();
-      const double since_stop = seconds_since_stop_request();
-      if (waited > o_.timeout_s || (since_stop > Watchdog::kStuckAfterStop && waited > Watchdog::kStuckAfterStop)) {
-        abort_comm();
-        const bool after_stop = waited <= o_.timeout_s;
-        throw StallError(diagnose_stall(diag_, rank_, size_, with_record(w.status()), "moving data", waited,
-                                        after_stop ? Watchdog::kAfterStop : "", o_.timeout_s),
-                         __FILE__, "");
-      }
+      check_async(w);
       if (limit_s >= 0 && now_seconds() - t0 >= limit_s) return false;
       std::this_thread::sleep_for(std::chrono::microseconds(spins < 200 ? 5 : 100));
     }
   }
 
  private:
+  // An asynchronous NCCL error, or a collective past the timeout (or stuck after a stop request): abort
+  // the communicator and fail with the diagnosis. Returns NCCL's state otherwise (success or in progress).
+  ncclResult_t check_async(const NcclWork& w) {
+    ncclResult_t async = ncclSuccess;
+    NCCL_CHECK(ncclCommGetAsyncError(comm_, &async));
+    if (async != ncclSuccess && async != ncclInProgress) {
+      const std::string detail = ncclGetLastError(comm_);  // before the abort, which may overwrite it
+      abort_comm();
+      CONVOY_FAIL("NCCL failed in " << describe(w.status()) << " at step " << w.status().step << ": "
+                                    << ncclGetErrorString(async) << " (" << detail << ")");
+    }
+    const double waited = now_seconds() - w.started_at();
+    const double since_stop = seconds_since_stop_request();
+    if (waited > o_.timeout_s || (since_stop > Watchdog::kStuckAfterStop && waited > Watchdog::kStuckAfterStop)) {
+      abort_comm();
+      const bool after_stop = waited <= o_.timeout_s;
+      throw StallError(diagnose_stall(diag_, rank_, size_, with_record(w.status()), "moving data", waited,
+                                      after_stop ? Watchdog::kAfterStop : "", o_.timeout_s),
+                       __FILE__, "");
+    }
+    return async;
+  }
+
   // NCCL refuses two ranks on one GPU ("Duplicate GPU detected"): say so in convoy's words first.
   void check_one_gpu_per_rank(const World& world) {
     char bus[64] = {};
@@ -234,6 +275,7 @@ class NcclCommunicator final : public Communicator {
   template <typename Launch>
   std::shared_ptr<Work> enqueue(uint64_t fp, const std::string& what, size_t bytes, ops::Event* ready, Launch launch) {
     CONVOY_CHECK(!failed_.load(), what << ": the NCCL communicator failed earlier and cannot run collectives");
+    CUDA_CHECK(cudaSetDevice(device_.index));
     Status st;
     st.seq = static_cast<int64_t>(seq_);
     st.fingerprint = fp;
@@ -250,6 +292,9 @@ class NcclCommunicator final : public Communicator {
     }
     auto w = std::make_shared<NcclWork>(*this, seq_++, st, now_seconds());
     launch();
+    // On a non-blocking communicator a call may return while NCCL still enqueues the collective in the
+    // background (ncclInProgress): the done event may only be recorded once it is on the stream.
+    while (check_async(*w) == ncclInProgress) std::this_thread::yield();
     CUDA_CHECK(cudaEventRecord(w->event(), stream_));
     return w;
   }

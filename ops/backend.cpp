@@ -67,6 +67,18 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOp
                                  << (has_cuda_backend() ? "" : " (or cuda, with a CUDA build)"));
 }
 
+void check_pool_spec(const PoolSpec& s) {
+  CONVOY_CHECK(s.out_h() > 0 && s.out_w() > 0, "pooling a " << s.H << "x" << s.W << " input with a " << s.kh << "x"
+                                                            << s.kw << " window gives an empty output");
+  CONVOY_CHECK(s.pad_h * 2 <= s.kh && s.pad_w * 2 <= s.kw,
+               "pooling padding must be at most half the window (PyTorch's rule), got pad " << s.pad_h << "x"
+                                                                                           << s.pad_w);
+}
+
+void check_lrn_spec(const LrnSpec& s) {
+  CONVOY_CHECK(s.size % 2 == 1, "local response normalization supports odd window sizes, got " << s.size);
+}
+
 Tensor to_host(Backend& backend, const Tensor& device_tensor) {
   Tensor host = Tensor::empty(device_tensor.shape(), device_tensor.dtype(), host_allocator());
   backend.copy(backend.context(), device_tensor, host);

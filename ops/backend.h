@@ -133,6 +133,9 @@ struct PoolSpec {
   }
 };
 
+// What every backend refuses: an empty output, padding beyond half the window (PyTorch's rule).
+void check_pool_spec(const PoolSpec& s);
+
 class PoolKernel {
  public:
   virtual ~PoolKernel() = default;
@@ -199,6 +202,9 @@ struct LrnSpec {
   float alpha = 1e-4f, beta = 0.75f, k = 1.f;  // PyTorch's LocalResponseNorm: alpha is divided by size
   DType dtype = DType::f32;
 };
+
+// Odd window sizes only (the windows of both backends agree for those).
+void check_lrn_spec(const LrnSpec& s);
 
 class LrnKernel {
  public:

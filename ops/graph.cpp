@@ -305,6 +305,12 @@ double normal(std::mt19937_64& g) {
 }  // namespace
 
 void Graph::init_params(uint64_t seed) {
+  // Fresh device memory is not zeroed (a GPU's caching allocator hands out old blocks): padding between
+  // entries would otherwise differ from rank to rank and enter the startup checksum.
+  for (Arena* a : {&params_, &buffers_}) {
+    Tensor flat = a->flat();
+    if (flat.numel()) backend().fill(backend().context(), flat, 0.0);
+  }
   std::mt19937_64 gen(seed);
   auto fill = [&](const ArenaLayout& layout) {
     for (const ArenaEntry& e : layout.entries()) {

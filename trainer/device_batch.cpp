@@ -10,6 +10,7 @@ DeviceBatches::DeviceBatches(ops::Backend& backend, const ops::Shape& images)
     b.labels = ops::Tensor::empty(n, ops::DType::i32, backend.allocator());
     b.valid = ops::Tensor::empty(n, ops::DType::u8, backend.allocator());
     b.copied = backend.make_event();
+    b.released = backend.make_event();
   }
 }
 
@@ -24,6 +25,10 @@ DeviceBatch& DeviceBatches::start(const datasets::Batch& host) {
   ops::Tensor images = ops::Tensor::wrap(host.images, b.images.shape(), ops::DType::f32);
   ops::Tensor labels = ops::Tensor::wrap(host.labels, b.labels.shape(), ops::DType::i32);
   ops::Tensor valid = ops::Tensor::wrap(host.valid, b.valid.shape(), ops::DType::u8);
+  // Everything enqueued on compute so far may still read this buffer (evaluation runs ahead of the
+  // device: no step-end synchronisation): the copy waits for it, without blocking the host.
+  b.released->record(backend_.context());
+  b.released->wait_on(*copy_ctx_);
   backend_.copy(*copy_ctx_, images, b.images);
   backend_.copy(*copy_ctx_, labels, b.labels);
   backend_.copy(*copy_ctx_, valid, b.valid);

@@ -18,6 +18,7 @@ struct DeviceBatch {
   ops::Tensor valid;   // (N) u8: 0 for padding duplicates
   int64_t num_valid = 0;
   std::unique_ptr<ops::Event> copied;  // reached when the copy is done
+  std::unique_ptr<ops::Event> released;  // recorded on compute when the buffer is next refilled
 };
 
 class DeviceBatches {

@@ -10,7 +10,7 @@ using namespace dnnl;
 class CpuLrn final : public LrnKernel {
  public:
   CpuLrn(CpuBackend& be, const LrnSpec& s) : n_(static_cast<size_t>(s.N * s.H * s.W * s.C)) {
-    CONVOY_CHECK(s.size % 2 == 1, "local response normalization supports odd window sizes, got " << s.size);
+    check_lrn_spec(s);
     auto md = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
     const engine& eng = be.engine();
     auto alg = algorithm::lrn_across_channels;

@@ -14,11 +14,7 @@ class CpuPool final : public PoolKernel {
   CpuPool(CpuBackend& be, const PoolSpec& s) : s_(s), eng_(be.engine()) {
     OH_ = s.out_h();
     OW_ = s.out_w();
-    CONVOY_CHECK(OH_ > 0 && OW_ > 0, "pooling a " << s.H << "x" << s.W << " input with a " << s.kh << "x" << s.kw
-                                                  << " window gives an empty output");
-    CONVOY_CHECK(s.pad_h * 2 <= s.kh && s.pad_w * 2 <= s.kw,
-                 "pooling padding must be at most half the window (PyTorch's rule), got pad " << s.pad_h << "x"
-                                                                                             << s.pad_w);
+    check_pool_spec(s);
     int64_t pr_h = std::max<int64_t>(0, (OH_ - 1) * s.stride_h + s.kh - s.H - s.pad_h);
     int64_t pr_w = std::max<int64_t>(0, (OW_ - 1) * s.stride_w + s.kw - s.W - s.pad_w);
     algorithm alg = algorithm::pooling_max;

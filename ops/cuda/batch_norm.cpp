@@ -16,8 +16,7 @@ size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 class CudaBatchNorm final : public BatchNormKernel {
  public:
-  CudaBatchNorm(CudaBackend& be, const BatchNormSpec& s)
-      : s_(s), ops_(s.fuse_relu ? CUDNN_BATCHNORM_OPS_BN_ACTIVATION : CUDNN_BATCHNORM_OPS_BN), act_(true) {
+  CudaBatchNorm(CudaBackend& be, const BatchNormSpec& s) : s_(s), act_(true) {
     require_f32(s.dtype, "batch norm");
     CONVOY_CHECK(s.eps >= CUDNN_BN_MIN_EPSILON, "batch norm: eps " << s.eps << " is below cuDNN's minimum "
                                                                    << CUDNN_BN_MIN_EPSILON);
@@ -25,16 +24,19 @@ class CudaBatchNorm final : public BatchNormKernel {
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&bn_));
     CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(bn_, x_.get(), kMode));
     cudnnHandle_t h = be.cuda_context().cudnn();
-    cudnnActivationDescriptor_t act = s.fuse_relu ? act_.get() : nullptr;
-    CUDNN_CHECK(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(h, kMode, ops_, act, x_.get(), &reserve_));
-    CUDNN_CHECK(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(h, kMode, ops_, x_.get(), nullptr, x_.get(),
-                                                                         bn_, act, &fwd_ws_));
-    CUDNN_CHECK(cudnnGetBatchNormalizationBackwardExWorkspaceSize(h, kMode, ops_, x_.get(), x_.get(), x_.get(), nullptr,
-                                                                  x_.get(), bn_, act, &bwd_ws_));
+    Sizes plain;
+    CUDNN_CHECK(sizes(h, CUDNN_BATCHNORM_OPS_BN, nullptr, plain));
+    // cuDNN documents the fused BN+ReLU fast path for fp16 NHWC; where it refuses f32, ReLU runs as a
+    // kernel of ours after batch norm (and its mask before batch norm's backward) with the same results.
+    Sizes fused;
+    fused_ = s.fuse_relu && sizes(h, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, act_.get(), fused) == CUDNN_STATUS_SUCCESS;
+    reserve_ = std::max(plain.reserve, fused_ ? fused.reserve : 0);
     inv_std_bytes_ = align256(static_cast<size_t>(s.C) * sizeof(float));
     dx_bytes_ = align256(static_cast<size_t>(s.N * s.H * s.W * s.C) * sizeof(float));
-    // An accumulating dx goes through a scratch copy (cuDNN's beta blends, but not for every mode).
-    be.reserve_workspace(std::max(fwd_ws_, dx_bytes_ + bwd_ws_));
+    fwd_ws_ = std::max(plain.fwd, fused_ ? fused.fwd : 0);
+    bwd_ws_ = std::max(plain.bwd, fused_ ? fused.bwd : 0);
+    // Workspace: [accumulating dx scratch | masked dy (unfused ReLU) | cuDNN's own].
+    be.reserve_workspace(std::max(fwd_ws_, 2 * dx_bytes_ + bwd_ws_));
   }
   ~CudaBatchNorm() override { cudnnDestroyTensorDescriptor(bn_); }
 
@@ -47,11 +49,21 @@ class CudaBatchNorm final : public BatchNormKernel {
     CudaContext& c = cuda_ctx(ctx);
     char* sv = static_cast<char*>(saved.data());
     float* inv_std = reinterpret_cast<float*>(sv);
-    CUDNN_CHECK(cudnnBatchNormalizationForwardTrainingEx(
-        c.cudnn(), kMode, ops_, &kOne, &kZero, x_.get(), x.data(), nullptr, nullptr, x_.get(), y.data(), bn_,
-        gamma.data(), beta.data(), static_cast<double>(s_.momentum), running_mean.data(), running_var.data(),
-        static_cast<double>(s_.eps), saved_mean.data(), inv_std, s_.fuse_relu ? act_.get() : nullptr,
-        c.workspace(fwd_ws_), fwd_ws_, reserve_ ? sv + inv_std_bytes_ : nullptr, reserve_));
+    auto run = [&](cudnnBatchNormOps_t ops, cudnnActivationDescriptor_t act) {
+      return cudnnBatchNormalizationForwardTrainingEx(
+          c.cudnn(), kMode, ops, &kOne, &kZero, x_.get(), x.data(), nullptr, nullptr, x_.get(), y.data(), bn_,
+          gamma.data(), beta.data(), static_cast<double>(s_.momentum), running_mean.data(), running_var.data(),
+          static_cast<double>(s_.eps), saved_mean.data(), inv_std, act, c.workspace(fwd_ws_), fwd_ws_,
+          reserve_ ? sv + inv_std_bytes_ : nullptr, reserve_);
+    };
+    cudnnStatus_t st = fused_ ? run(CUDNN_BATCHNORM_OPS_BN_ACTIVATION, act_.get()) : CUDNN_STATUS_NOT_SUPPORTED;
+    if (st == CUDNN_STATUS_NOT_SUPPORTED) {
+      fused_ = false;  // from now on: batch norm, then our ReLU (before any backward ran fused)
+      CUDNN_CHECK(run(CUDNN_BATCHNORM_OPS_BN, nullptr));
+      if (s_.fuse_relu) relu_forward(c.stream(), y.data_as<float>(), y.data_as<float>(), y.numel());
+    } else {
+      CUDNN_CHECK(st);
+    }
     bn_saved_variance(c.stream(), inv_std, saved_var.data_as<float>(), s_.C, s_.eps);
     increment(c.stream(), num_batches_tracked.data_as<int64_t>());
   }
@@ -70,29 +82,52 @@ class CudaBatchNorm final : public BatchNormKernel {
                 const Tensor& saved_mean, const Tensor&, const Tensor& saved, const Tensor& dy, Tensor* dx,
                 bool accumulate_dx, Tensor& dgamma, Tensor& dbeta) override {
     CudaContext& c = cuda_ctx(ctx);
-    char* ws = static_cast<char*>(c.workspace(dx_bytes_ + bwd_ws_));
+    char* ws = static_cast<char*>(c.workspace(2 * dx_bytes_ + bwd_ws_));
     char* sv = static_cast<char*>(saved.data());
     // cuDNN always writes dx: without a dx to keep, or when accumulating, into the workspace's head.
     float* out = dx && !accumulate_dx ? dx->data_as<float>() : reinterpret_cast<float*>(ws);
+    const void* g = dy.data();
+    if (s_.fuse_relu && !fused_) {  // the ReLU's mask first, then plain batch norm
+      float* masked = reinterpret_cast<float*>(ws + dx_bytes_);
+      relu_backward(c.stream(), y.data_as<float>(), dy.data_as<float>(), masked, dy.numel(), false);
+      g = masked;
+    }
+    const bool act = s_.fuse_relu && fused_;
     CUDNN_CHECK(cudnnBatchNormalizationBackwardEx(
-        c.cudnn(), kMode, ops_, &kOne, &kZero, &kOne, &kZero, x_.get(), x.data(), s_.fuse_relu ? x_.get() : nullptr,
-        s_.fuse_relu ? y.data() : nullptr, x_.get(), dy.data(), nullptr, nullptr, x_.get(), out, bn_, gamma.data(),
-        beta.data(), dgamma.data(), dbeta.data(), static_cast<double>(s_.eps), saved_mean.data(), sv,
-        s_.fuse_relu ? act_.get() : nullptr, ws + dx_bytes_, bwd_ws_, reserve_ ? sv + inv_std_bytes_ : nullptr,
-        reserve_));
+        c.cudnn(), kMode, act ? CUDNN_BATCHNORM_OPS_BN_ACTIVATION : CUDNN_BATCHNORM_OPS_BN, &kOne, &kZero, &kOne,
+        &kZero, x_.get(), x.data(), act ? x_.get() : nullptr, act ? y.data() : nullptr, x_.get(), g, nullptr, nullptr,
+        x_.get(), out, bn_, gamma.data(), beta.data(), dgamma.data(), dbeta.data(), static_cast<double>(s_.eps),
+        saved_mean.data(), sv, act ? act_.get() : nullptr, ws + 2 * dx_bytes_, bwd_ws_,
+        reserve_ ? sv + inv_std_bytes_ : nullptr, reserve_));
     if (dx && accumulate_dx) write_or_accumulate(c.stream(), dx->data_as<float>(), out, dx->numel(), true);
   }
 
   std::vector<std::string> implementations() const override {
-    return {s_.fuse_relu ? "cudnn batchnorm spatial-persistent bn+relu" : "cudnn batchnorm spatial-persistent"};
+    if (!s_.fuse_relu) return {"cudnn batchnorm spatial-persistent"};
+    return {fused_ ? "cudnn batchnorm spatial-persistent bn+relu" : "cudnn batchnorm spatial-persistent, convoy relu"};
   }
 
  private:
+  struct Sizes {
+    size_t reserve = 0, fwd = 0, bwd = 0;
+  };
+  // cuDNN's reserve and workspace sizes for one mode; a status other than success: the mode is refused.
+  cudnnStatus_t sizes(cudnnHandle_t h, cudnnBatchNormOps_t ops, cudnnActivationDescriptor_t act, Sizes& z) const {
+    cudnnStatus_t st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(h, kMode, ops, act, x_.get(), &z.reserve);
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(h, kMode, ops, x_.get(), nullptr, x_.get(), bn_,
+                                                                    act, &z.fwd);
+    if (st == CUDNN_STATUS_SUCCESS)
+      st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(h, kMode, ops, x_.get(), act ? x_.get() : nullptr,
+                                                             x_.get(), nullptr, x_.get(), bn_, act, &z.bwd);
+    return st;
+  }
+
   BatchNormSpec s_;
-  cudnnBatchNormOps_t ops_;
   TensorDesc x_;
   cudnnTensorDescriptor_t bn_ = nullptr;
   ActivationDesc act_;
+  bool fused_ = false;
   size_t reserve_ = 0, fwd_ws_ = 0, bwd_ws_ = 0, inv_std_bytes_ = 0, dx_bytes_ = 0;
 };
 

@@ -14,15 +14,17 @@ constexpr float kOne = 1.f, kZero = 0.f;
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
-// Picks the fastest result that succeeded, fits the limit, keeps IEEE fp32 when asked, and is
-// deterministic when asked (cuDNN returns them fastest first).
+// Picks the fastest result that succeeded, fits the limit and is deterministic when asked (cuDNN returns
+// them fastest first). fp32 never takes one that converts to fp16 (ALLOW_CONVERSION), and IEEE fp32 none
+// on tensor cores.
 template <typename Perf>
-const Perf* pick(const std::vector<Perf>& results, int count, size_t limit, bool deterministic, bool ieee) {
+const Perf* pick(const std::vector<Perf>& results, int count, size_t limit, bool deterministic, bool f32, bool ieee) {
   for (int i = 0; i < count; ++i) {
     const Perf& p = results[static_cast<size_t>(i)];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
     if (deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
-    if (ieee && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
+    if (f32 && p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    if (ieee && p.mathType == CUDNN_TENSOR_OP_MATH) continue;
     return &p;
   }
   return nullptr;
@@ -54,9 +56,14 @@ ConvAlgos CudaBackend::conv_algorithms(const ConvSpec& s) {
   Scratch xs(*device_alloc_, static_cast<size_t>(s.N * s.H * s.W * s.C) * es);
   Scratch ys(*device_alloc_, static_cast<size_t>(s.N * s.out_h() * s.out_w() * s.K) * es);
   Scratch ws(*device_alloc_, static_cast<size_t>(s.weight_shape().numel()) * es);
-  Scratch work(*device_alloc_, o_.conv_workspace_limit);
+  // The search's workspace: the limit, or half of what the GPU has free if that is less (cuDNN and cuBLAS
+  // allocate their own memory outside the cache).
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const size_t limit = std::max<size_t>(std::min(o_.conv_workspace_limit, free_bytes / 2), 1 << 20);
+  Scratch work(*device_alloc_, limit);
   cudnnHandle_t h = ctx_->cudnn();
-  const bool ieee = s.dtype == DType::f32 && o_.fp32 == Fp32Math::ieee;
+  const bool f32 = s.dtype == DType::f32, ieee = f32 && o_.fp32 == Fp32Math::ieee;
   const char* why = o_.deterministic ? " deterministic" : "";
 
   ConvAlgos a{};
@@ -64,27 +71,27 @@ ConvAlgos CudaBackend::conv_algorithms(const ConvSpec& s) {
   std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
   CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, x.get(), xs.p_, w.get(), ws.p_, conv.get(), y.get(), ys.p_,
                                                      static_cast<int>(fwd.size()), &n, fwd.data(), work.p_,
-                                                     o_.conv_workspace_limit));
-  const auto* f = pick(fwd, n, o_.conv_workspace_limit, o_.deterministic, ieee);
+                                                     limit));
+  const auto* f = pick(fwd, n, limit, o_.deterministic, f32, ieee);
   CONVOY_CHECK(f, "cuDNN has no" << why << " forward algorithm for convolution " << key << " within "
-                                 << o_.conv_workspace_limit << " bytes of workspace");
-  a.fwd = f->algo, a.fwd_bytes = f->memory;
+                                 << limit << " bytes of workspace");
+  a.fwd = f->algo, a.fwd_bytes = f->memory, a.fwd_math = f->mathType;
 
   std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bd(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
   CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, w.get(), ws.p_, y.get(), ys.p_, conv.get(), x.get(), xs.p_,
                                                           static_cast<int>(bd.size()), &n, bd.data(), work.p_,
-                                                          o_.conv_workspace_limit));
-  const auto* d = pick(bd, n, o_.conv_workspace_limit, o_.deterministic, ieee);
+                                                          limit));
+  const auto* d = pick(bd, n, limit, o_.deterministic, f32, ieee);
   CONVOY_CHECK(d, "cuDNN has no" << why << " backward-data algorithm for convolution " << key);
-  a.bwd_data = d->algo, a.bwd_data_bytes = d->memory;
+  a.bwd_data = d->algo, a.bwd_data_bytes = d->memory, a.bwd_data_math = d->mathType;
 
   std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bf(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
   CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, x.get(), xs.p_, y.get(), ys.p_, conv.get(), w.get(),
                                                             ws.p_, static_cast<int>(bf.size()), &n, bf.data(), work.p_,
-                                                            o_.conv_workspace_limit));
-  const auto* g = pick(bf, n, o_.conv_workspace_limit, o_.deterministic, ieee);
+                                                            limit));
+  const auto* g = pick(bf, n, limit, o_.deterministic, f32, ieee);
   CONVOY_CHECK(g, "cuDNN has no" << why << " backward-filter algorithm for convolution " << key);
-  a.bwd_filter = g->algo, a.bwd_filter_bytes = g->memory;
+  a.bwd_filter = g->algo, a.bwd_filter_bytes = g->memory, a.bwd_filter_math = g->mathType;
   ctx_->synchronize();  // the scratch buffers go back to the cache
   algos_.emplace(key, a);
   return a;
@@ -109,8 +116,12 @@ class CudaConv final : public ConvKernel {
     y_.set_nhwc(s.N, s.out_h(), s.out_w(), s.K, s.dtype);
     bias_.set_nhwc(1, 1, 1, s.K, s.dtype);
     w_.set(s);
-    conv_.set(s, be.options().fp32);
     algos_ = be.conv_algorithms(s);
+    // One descriptor per direction, each with the math type its algorithm was found with.
+    for (ConvDesc* d : {&fwd_, &bwd_data_, &bwd_filter_}) d->set(s, be.options().fp32);
+    fwd_.set_math(algos_.fwd_math);
+    bwd_data_.set_math(algos_.bwd_data_math);
+    bwd_filter_.set_math(algos_.bwd_filter_math);
     y_bytes_ = static_cast<size_t>(s.N * s.out_h() * s.out_w() * s.K) * sizeof(float);
     masked_ = s.fuse_relu ? align256(y_bytes_) : 0;
     be.reserve_workspace(std::max({algos_.fwd_bytes, masked_ + algos_.bwd_data_bytes, masked_ + algos_.bwd_filter_bytes,
@@ -130,11 +141,11 @@ class CudaConv final : public ConvKernel {
     if (s_.fuse_relu) {
       const void* bias = s_.bias ? b.data() : zero_bias_.data();
       CUDNN_CHECK(cudnnConvolutionBiasActivationForward(c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(),
-                                                        conv_.get(), algos_.fwd, ws, algos_.fwd_bytes, &kZero, y_.get(),
+                                                        fwd_.get(), algos_.fwd, ws, algos_.fwd_bytes, &kZero, y_.get(),
                                                         y.data(), bias_.get(), bias, act_.get(), y_.get(), y.data()));
       return;
     }
-    CUDNN_CHECK(cudnnConvolutionForward(c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(), conv_.get(),
+    CUDNN_CHECK(cudnnConvolutionForward(c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(), fwd_.get(),
                                         algos_.fwd, ws, algos_.fwd_bytes, &kZero, y_.get(), y.data()));
     if (s_.bias) CUDNN_CHECK(cudnnAddTensor(c.cudnn(), &kOne, bias_.get(), b.data(), &kOne, y_.get(), y.data()));
   }
@@ -151,11 +162,11 @@ class CudaConv final : public ConvKernel {
     }
     if (s_.bias && db)
       CUDNN_CHECK(cudnnConvolutionBackwardBias(c.cudnn(), &kOne, y_.get(), g, &kZero, bias_.get(), db->data()));
-    CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.cudnn(), &kOne, x_.get(), x.data(), y_.get(), g, conv_.get(),
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.cudnn(), &kOne, x_.get(), x.data(), y_.get(), g, bwd_filter_.get(),
                                                algos_.bwd_filter, ws + masked_, algos_.bwd_filter_bytes, &kZero,
                                                w_.get(), dw.data()));
     if (dx)
-      CUDNN_CHECK(cudnnConvolutionBackwardData(c.cudnn(), &kOne, w_.get(), w.data(), y_.get(), g, conv_.get(),
+      CUDNN_CHECK(cudnnConvolutionBackwardData(c.cudnn(), &kOne, w_.get(), w.data(), y_.get(), g, bwd_data_.get(),
                                                algos_.bwd_data, ws + masked_, algos_.bwd_data_bytes,
                                                accumulate_dx ? &kOne : &kZero, x_.get(), dx->data()));
   }
@@ -171,7 +182,7 @@ class CudaConv final : public ConvKernel {
   ConvSpec s_;
   TensorDesc x_, y_, bias_;
   FilterDesc w_;
-  ConvDesc conv_;
+  ConvDesc fwd_, bwd_data_, bwd_filter_;
   ActivationDesc act_;
   ConvAlgos algos_{};
   size_t y_bytes_ = 0, masked_ = 0;

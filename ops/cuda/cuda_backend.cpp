@@ -1,5 +1,6 @@
 #include "ops/cuda/cuda_backend.h"
 
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -60,12 +61,25 @@ cublasHandle_t CudaContext::cublas() const {
   return cublas_;
 }
 
-CudaEvent::CudaEvent() { CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming)); }
+CudaEvent::CudaEvent(int device) : device_(device) {
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming));
+}
 CudaEvent::~CudaEvent() { cudaEventDestroy(e_); }
-void CudaEvent::record(ExecContext& ctx) { CUDA_CHECK(cudaEventRecord(e_, cuda_ctx(ctx).stream())); }
-void CudaEvent::wait_on(ExecContext& ctx) { CUDA_CHECK(cudaStreamWaitEvent(cuda_ctx(ctx).stream(), e_, 0)); }
-void CudaEvent::synchronize() { CUDA_CHECK(cudaEventSynchronize(e_)); }
+void CudaEvent::record(ExecContext& ctx) {
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaEventRecord(e_, cuda_ctx(ctx).stream()));
+}
+void CudaEvent::wait_on(ExecContext& ctx) {
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaStreamWaitEvent(cuda_ctx(ctx).stream(), e_, 0));
+}
+void CudaEvent::synchronize() {
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaEventSynchronize(e_));
+}
 bool CudaEvent::query() const {
+  CUDA_CHECK(cudaSetDevice(device_));
   const cudaError_t s = cudaEventQuery(e_);
   if (s == cudaErrorNotReady) return false;
   CUDA_CHECK(s);
@@ -90,6 +104,16 @@ void* device_malloc(size_t bytes) {
   CUDA_CHECK(s);
   return p;
 }
+// Frees run in destructors (the allocators', at shutdown): after a sticky CUDA error they must report,
+// not throw, or the first error would be lost to std::terminate.
+void device_free(void* p) {
+  if (cudaError_t s = cudaFree(p); s != cudaSuccess)
+    std::fprintf(stderr, "convoy: warning: cudaFree failed: %s\n", cudaGetErrorString(s));
+}
+void pinned_free(void* p) {
+  if (cudaError_t s = cudaFreeHost(p); s != cudaSuccess)
+    std::fprintf(stderr, "convoy: warning: cudaFreeHost failed: %s\n", cudaGetErrorString(s));
+}
 void* pinned_malloc(size_t bytes) {
   void* p = nullptr;
   const cudaError_t s = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
@@ -111,11 +135,10 @@ CudaBackend::CudaBackend(const CudaOptions& o)
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, o.device));
   gpu_name_ = prop.name;
-  device_alloc_ = std::make_unique<CachingAllocator>(
-      device_, device_malloc, [](void* p) { CUDA_CHECK(cudaFree(p)); }, "device memory of " + device_.str());
+  device_alloc_ = std::make_unique<CachingAllocator>(device_, device_malloc, device_free,
+                                                     "device memory of " + device_.str());
   // Pinned host memory is host memory: tensors on it are cpu tensors the GPU copies from at full speed.
-  pinned_alloc_ = std::make_unique<CachingAllocator>(
-      Device{}, pinned_malloc, [](void* p) { CUDA_CHECK(cudaFreeHost(p)); }, "pinned host memory");
+  pinned_alloc_ = std::make_unique<CachingAllocator>(Device{}, pinned_malloc, pinned_free, "pinned host memory");
   ctx_ = std::make_unique<CudaContext>(device_, *device_alloc_, true);
 }
 

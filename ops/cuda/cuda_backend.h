@@ -60,9 +60,11 @@ class CudaContext final : public ExecContext {
 
 inline CudaContext& cuda_ctx(ExecContext& ctx) { return static_cast<CudaContext&>(ctx); }
 
+// Usable from any thread (the MPI communication thread waits on them): every call first makes the
+// event's GPU current on the calling thread, so no thread creates a context on GPU 0 by accident.
 class CudaEvent final : public Event {
  public:
-  CudaEvent();
+  explicit CudaEvent(int device);
   ~CudaEvent() override;
   void record(ExecContext& ctx) override;
   void wait_on(ExecContext& ctx) override;
@@ -72,6 +74,7 @@ class CudaEvent final : public Event {
   cudaEvent_t get() const { return e_; }
 
  private:
+  int device_;
   cudaEvent_t e_ = nullptr;
 };
 
@@ -90,6 +93,7 @@ struct ConvAlgos {
   cudnnConvolutionBwdDataAlgo_t bwd_data;
   cudnnConvolutionBwdFilterAlgo_t bwd_filter;
   size_t fwd_bytes = 0, bwd_data_bytes = 0, bwd_filter_bytes = 0;
+  cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;  // each found with this math type
 };
 
 class CudaBackend final : public Backend {
@@ -102,7 +106,7 @@ class CudaBackend final : public Backend {
   Allocator& staging_allocator() override { return *pinned_alloc_; }
   ExecContext& context() override { return *ctx_; }
   std::unique_ptr<ExecContext> make_context() override;
-  std::unique_ptr<Event> make_event() override { return std::make_unique<CudaEvent>(); }
+  std::unique_ptr<Event> make_event() override { return std::make_unique<CudaEvent>(o_.device); }
   void reserve_workspace(size_t bytes) override { ctx_->reserve(bytes); }
   uint64_t raw_device_allocations() const override;
 

@@ -57,10 +57,12 @@ void ConvDesc::set(const ConvSpec& s, Fp32Math m) {
   CUDNN_CHECK(cudnnSetConvolutionMathType(d_, conv_math(s.dtype, m)));
 }
 
+void ConvDesc::set_math(cudnnMathType_t math) { CUDNN_CHECK(cudnnSetConvolutionMathType(d_, math)); }
+
 ActivationDesc::ActivationDesc(bool relu) {
   CUDNN_CHECK(cudnnCreateActivationDescriptor(&d_));
   CUDNN_CHECK(cudnnSetActivationDescriptor(d_, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
-                                           CUDNN_NOT_PROPAGATE_NAN, 0.0));
+                                           CUDNN_PROPAGATE_NAN, 0.0));  // as oneDNN and PyTorch: a NaN stays NaN
 }
 ActivationDesc::~ActivationDesc() { cudnnDestroyActivationDescriptor(d_); }
 

@@ -54,6 +54,8 @@ class ConvDesc {
   ConvDesc& operator=(const ConvDesc&) = delete;
   // Cross-correlation (PyTorch's convolution) with fp32 accumulation, groups and the math type.
   void set(const ConvSpec& s, Fp32Math m);
+  // The math type an algorithm was found with (cuDNN runs an algorithm with the descriptor's).
+  void set_math(cudnnMathType_t math);
   cudnnConvolutionDescriptor_t get() const { return d_; }
 
  private:

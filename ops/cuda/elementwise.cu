@@ -30,6 +30,9 @@ void launch(cudaStream_t stream, int64_t n, F f) {
   CUDA_CHECK(cudaGetLastError());
 }
 
+// ReLU that keeps NaN (as oneDNN and PyTorch do): a diverged value must reach the non-finite check.
+__device__ __forceinline__ float relu(float x) { return x > 0.f || isnan(x) ? x : 0.f; }
+
 // A fixed-order block sum of kThreads values in shared memory (thread 0 gets the total).
 template <typename T>
 __device__ T block_sum(T v) {
@@ -161,7 +164,7 @@ void sum_squares(cudaStream_t stream, const float* x, int64_t n, double* partial
 }
 
 void relu_forward(cudaStream_t stream, const float* x, float* y, int64_t n) {
-  launch(stream, n, [=] __device__(int64_t i) { y[i] = x[i] > 0.f ? x[i] : 0.f; });
+  launch(stream, n, [=] __device__(int64_t i) { y[i] = relu(x[i]); });
 }
 
 void relu_backward(cudaStream_t stream, const float* y, const float* dy, float* dx, int64_t n, bool accumulate) {
@@ -174,7 +177,7 @@ void relu_backward(cudaStream_t stream, const float* y, const float* dy, float* 
 void add_forward(cudaStream_t stream, const float* a, const float* b, float* y, int64_t n, bool relu) {
   launch(stream, n, [=] __device__(int64_t i) {
     const float s = a[i] + b[i];
-    y[i] = relu && !(s > 0.f) ? 0.f : s;
+    y[i] = relu ? convoy::ops::cuda::relu(s) : s;
   });
 }
 
@@ -212,7 +215,7 @@ void strided_accumulate(cudaStream_t stream, float* dst, int64_t dst_pitch, cons
 void bias_activation_rows(cudaStream_t stream, float* y, const float* b, int64_t N, int64_t K, bool relu) {
   launch(stream, N * K, [=] __device__(int64_t i) {
     const float v = b ? y[i] + b[i % K] : y[i];
-    y[i] = relu && !(v > 0.f) ? 0.f : v;
+    y[i] = relu ? convoy::ops::cuda::relu(v) : v;
   });
 }
 
@@ -225,7 +228,7 @@ void max_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, f
     for (int64_t h = wh.begin; h < wh.end; ++h)
       for (int64_t w = ww.begin; w < ww.end; ++w) {
         const float v = x[((n * s.H + h) * s.W + w) * s.C + c];
-        if (v > best || (isnan(v) && !isnan(best))) best = v, at = static_cast<int32_t>(h * s.W + w);  // NaN wins, as in PyTorch
+        if (v > best || isnan(v)) best = v, at = static_cast<int32_t>(h * s.W + w);  // NaN wins, as in PyTorch's kernel
       }
     y[i] = best;
     argmax[i] = at;
@@ -310,7 +313,7 @@ void lrn_backward(cudaStream_t stream, const float* x, const float* dy, const fl
 }
 
 void bn_saved_variance(cudaStream_t stream, const float* inv_std, float* var, int64_t C, float eps) {
-  launch(stream, C, [=] __device__(int64_t c) { var[c] = 1.f / (inv_std[c] * inv_std[c]) - eps; });
+  launch(stream, C, [=] __device__(int64_t c) { var[c] = fmaxf(1.f / (inv_std[c] * inv_std[c]) - eps, 0.f); });
 }
 
 void increment(cudaStream_t stream, int64_t* count) {

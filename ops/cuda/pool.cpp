@@ -11,6 +11,7 @@ class CudaPool final : public PoolKernel {
  public:
   explicit CudaPool(const PoolSpec& s) : s_(s) {
     require_f32(s.dtype, "pooling");
+    check_pool_spec(s);
     p_ = PoolShape{s.N, s.H, s.W, s.C, s.out_h(), s.out_w(), s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
                    s.count_include_pad};
     CONVOY_CHECK(s.H * s.W <= INT32_MAX, "pooling input of " << s.H << "x" << s.W << " is too large");
@@ -44,7 +45,10 @@ class CudaPool final : public PoolKernel {
 
 class CudaLrn final : public LrnKernel {
  public:
-  explicit CudaLrn(const LrnSpec& s) : s_(s) { require_f32(s.dtype, "local response normalisation"); }
+  explicit CudaLrn(const LrnSpec& s) : s_(s) {
+    require_f32(s.dtype, "local response normalisation");
+    check_lrn_spec(s);
+  }
   size_t saved_bytes() const override { return static_cast<size_t>(s_.N * s_.H * s_.W * s_.C) * sizeof(float); }
   void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool) override {
     lrn_forward(cuda_ctx(ctx).stream(), x.data_as<float>(), y.data_as<float>(), static_cast<float*>(saved.data()),
