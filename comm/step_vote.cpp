@@ -19,10 +19,10 @@ StepVerdict vote_step(Communicator& control, const StepRecord* record, int64_t s
   const StepRecord::Summary rec = record ? record->summary() : StepRecord::Summary{};
   const int64_t hash = static_cast<int64_t>(rec.hash & 0x3fffffffffffffffull);
   // MAX over every slot: flags become "any rank"; (x, -x) pairs give the maximum and minus the minimum.
-  int64_t v[7] = {mine.stop, mine.nonfinite, mine.data_failed, hash, -hash, rec.count, -rec.count};
-  control.all_reduce(host_values(v, 7), ReduceOp::max, fingerprint("step vote", 0, sizeof v), "step vote")->wait();
+  int64_t v[8] = {mine.stop, mine.nonfinite, mine.data_failed, hash, -hash, rec.count, -rec.count, mine.overflow};
+  control.all_reduce(host_values(v, 8), ReduceOp::max, fingerprint("step vote", 0, sizeof v), "step vote")->wait();
   StepVerdict out;
-  out.stop = v[0] != 0, out.nonfinite = v[1] != 0, out.data_failed = v[2] != 0;
+  out.stop = v[0] != 0, out.nonfinite = v[1] != 0, out.data_failed = v[2] != 0, out.overflow = v[7] != 0;
   const bool same = v[3] == -v[4] && v[5] == -v[6];
   if (!same) {
     Text<448> my;

@@ -18,10 +18,11 @@ struct StepBallot {
   bool stop = false;         // a stop request (SIGTERM, --stop-at-step) on this rank
   bool nonfinite = false;    // this rank's loss (or gradients) came out non-finite
   bool data_failed = false;  // this rank's data plane threw in this step (its own message says why)
+  bool overflow = false;     // this rank's scaled gradients are not finite (mixed precision: skip the step)
 };
 
 struct StepVerdict {
-  bool stop = false, nonfinite = false, data_failed = false;
+  bool stop = false, nonfinite = false, data_failed = false, overflow = false;
   std::vector<int> nonfinite_ranks;  // filled when nonfinite
 };
 

@@ -232,10 +232,11 @@ class DropoutKernel {
 class SoftmaxCrossEntropyKernel {
  public:
   virtual ~SoftmaxCrossEntropyKernel() = default;
-  // labels: (N) i32. Writes dlogits = (softmax - target) / N; adds the batch's mean loss to loss_sum
-  // (f64 scalar) and overwrites nonfinite (i32 scalar) with 1 if that loss is not finite, else 0.
+  // labels: (N) i32. Writes dlogits = (softmax - target) / N * loss_scale (the loss scaler's factor, 1
+  // without one); adds the batch's mean loss (unscaled) to loss_sum (f64 scalar) and overwrites nonfinite
+  // (i32 scalar) with 1 if that loss is not finite, else 0.
   virtual void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing,
-                                Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) = 0;
+                                float loss_scale, Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) = 0;
   // Evaluation: over the samples whose valid (N, u8) is 1, adds the summed loss, top-1 hits and top-5
   // hits to sums (3, f64); padding duplicates (valid 0) count for nothing.
   virtual void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const Tensor& valid,
@@ -296,6 +297,13 @@ class Backend {
   virtual void sgd_update(ExecContext& ctx, const SgdParams& p, Tensor& w, Tensor& v, const Tensor& g) = 0;
   // out (f64 scalar on this device) = the sum of the squares of x (f32): gradient and weight norms.
   virtual void sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) = 0;
+  // dst (f32) = src (f32) stored as `storage` (f16 or bf16) and read back: round to nearest even, and for
+  // f16 half's range (overflow to infinity, subnormals, underflow to zero). dst may be src. The fp16
+  // emulation rounds every layer boundary with it.
+  virtual void round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) = 0;
+  // flag (i32 scalar on this device) = 1 when some element of x (f32) is not finite; otherwise it is left
+  // as it was, so that several checks OR into one flag (the loss scaler's overflow check over gradients).
+  virtual void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) = 0;
 };
 
 struct BackendOptions {
@@ -313,6 +321,10 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOp
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads = 0);
 // The device names make_backend accepts in this build.
 std::vector<std::string> backend_names();
+// The instruction set oneDNN uses on this processor ("avx512_core_bf16", "avx2", ...), and whether it
+// has native bf16 arithmetic (AVX-512 BF16 or AMX).
+std::string cpu_isa();
+bool cpu_has_bf16();
 // Whether this build has the CUDA backend, and how many GPUs this process sees (0 without one).
 bool has_cuda_backend();
 int cuda_devices();

@@ -268,11 +268,11 @@ class GuardedDropout final : public DropoutKernel {
 class GuardedLoss final : public SoftmaxCrossEntropyKernel {
  public:
   GuardedLoss(std::unique_ptr<SoftmaxCrossEntropyKernel> in, Boundary& b) : in_(std::move(in)), b_(b) {}
-  void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing, Tensor& dlogits,
-                        Tensor& loss_sum, Tensor& nonfinite) override {
+  void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing, float loss_scale,
+                        Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) override {
     Boundary::Scope s(b_);
     Tensor g = P(dlogits, "dlogits"), l = P(loss_sum, "loss_sum"), f = P(nonfinite, "nonfinite");
-    in_->forward_backward(b_.inner(ctx), P(logits, "logits"), P(labels, "labels"), smoothing, g, l, f);
+    in_->forward_backward(b_.inner(ctx), P(logits, "logits"), P(labels, "labels"), smoothing, loss_scale, g, l, f);
   }
   void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const Tensor& valid,
                 Tensor& sums) override {

@@ -100,6 +100,23 @@ class Declarations final : public ParamSink {
 };
 }  // namespace
 
+void Graph::set_emulated_storage(DType storage) {
+  CONVOY_CHECK(!set_up_, "graph '" << name_ << "': the emulated storage is chosen before setup()");
+  CONVOY_CHECK(storage == DType::f32 || storage == DType::f16 || storage == DType::bf16,
+               "emulated storage is f16 or bf16 (or f32: none), not " << dtype_name(storage));
+  storage_ = storage;
+}
+
+bool Graph::rounds(size_t param) const {
+  if (storage_ == DType::f32) return false;
+  const ParamRole r = param_layout_.entry(param).role;
+  return r == ParamRole::weight || r == ParamRole::bias;
+}
+
+void Graph::round(Tensor& t) {
+  if (storage_ != DType::f32 && t.dtype() == DType::f32) backend_->round_to(backend_->context(), t, t, storage_);
+}
+
 void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
   CONVOY_CHECK(!set_up_, "graph '" << name_ << "' is already set up");
   CONVOY_CHECK(!nodes_.empty(), "graph '" << name_ << "' has no layers");
@@ -129,10 +146,14 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
   params_ = Arena(param_layout_, alloc);
   grads_ = Arena(param_layout_, alloc);
   buffers_ = Arena(buffer_layout_, alloc);
+  if (storage_ != DType::f32) {
+    compute_params_ = Arena(param_layout_, alloc);
+    rounded_input_ = Tensor::empty(input, DType::f32, alloc);
+  }
   for (Node& n : nodes_) {
     std::vector<Tensor> p, g, b;
     for (size_t i : n.params) {
-      p.push_back(params_.view(i));
+      p.push_back(rounds(i) ? compute_params_.view(i) : params_.view(i));
       g.push_back(grads_.view(i));
     }
     for (size_t i : n.buffers) b.push_back(buffers_.view(i));
@@ -189,12 +210,22 @@ const Tensor& Graph::forward(const Tensor& input) {
                          << nodes_.front().name << "' runs on " << backend_->device().str()
                          << ": move the batch there with Backend::copy first");
   input_ = input;
+  if (storage_ != DType::f32) {
+    ExecContext& ctx = backend_->context();
+    backend_->round_to(ctx, input, rounded_input_, storage_);
+    input_ = rounded_input_;
+    // The compute copies of the (just updated) master weights; padding and BN entries come along unused.
+    const Tensor master = params_.flat();
+    Tensor compute = compute_params_.flat();
+    backend_->round_to(ctx, master, compute, storage_);
+  }
   RunContext rc{backend_->context(), training_, seed_, step_};
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (observer_) observer_->begin(i, false);
     try {
       n.layer->forward(rc, n.x, n.out);
+      round(n.out);
     } catch (const Error& e) {
       rethrow_in_layer(n.name, n.layer->type(), "forward", e);
     }
@@ -213,11 +244,21 @@ void Graph::backward() {
   CONVOY_CHECK(training_, "backward() needs the graph in training mode (it was in evaluation mode)");
   // The dropout masks of this backward are those of the forward just run.
   RunContext rc{backend_->context(), training_, seed_, step_ - 1};
+  round(nodes_[static_cast<size_t>(output_)].dout);  // the loss gradient, as a half tensor holds it
   for (size_t i = nodes_.size(); i-- > 0;) {
     Node& n = nodes_[i];
     if (observer_) observer_->begin(i, true);
     try {
       n.layer->backward(rc, n.x, n.out, n.dout, n.dx, std::span<const bool>(n.accumulate.get(), n.inputs.size()));
+      if (storage_ != DType::f32) {
+        for (Tensor* dx : n.dx)
+          if (dx) round(*dx);
+        for (size_t p : n.params)
+          if (rounds(p)) {
+            Tensor g = grads_.view(p);
+            round(g);
+          }
+      }
     } catch (const Error& e) {
       rethrow_in_layer(n.name, n.layer->type(), "backward", e);
     }

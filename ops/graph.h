@@ -35,6 +35,14 @@ class Graph {
   // result (fuse = true), and with a backend builds every kernel plan and allocates arenas, activations
   // and gradients. Without a backend only shapes, parameter declarations and MACs are computed.
   void setup(Backend* backend, const Shape& input, bool fuse = true);
+  // Emulates storage in `storage` (f16 or bf16; f32: none, the default) on an fp32 backend, before setup():
+  // the input, every activation and activation gradient is rounded to it at every layer boundary, and
+  // convolution and linear weights and biases are used through rounded copies of the fp32 master weights
+  // (refreshed at every forward), whose gradients are rounded as a kernel storing them would. BN's γ, β and
+  // statistics stay fp32, as in mixed-precision training. It is the CPU reference of GPU fp16 training:
+  // a numerics check, not a speed-up.
+  void set_emulated_storage(DType storage);
+  DType emulated_storage() const { return storage_; }
   // Also compute the gradient with respect to the graph's input (for tests and input attribution);
   // call before setup().
   void set_input_grad(bool on) { want_input_grad_ = on; }
@@ -114,6 +122,8 @@ class Graph {
   };
 
   int find(const std::string& edge) const;  // node index, -1 for the input
+  bool rounds(size_t param) const;          // used through a rounded copy (emulated storage)
+  void round(Tensor& t);                    // in place to the emulated storage (nothing in f32)
   void fuse_relus();
   void plan_gradients();
   // The arena and entry index that hold a named parameter or buffer.
@@ -130,6 +140,9 @@ class Graph {
   uint64_t seed_ = 0, step_ = 0;
   ArenaLayout param_layout_, buffer_layout_;
   Arena params_, grads_, buffers_;
+  DType storage_ = DType::f32;
+  Arena compute_params_;  // the rounded copies of weights and biases (emulated storage only)
+  Tensor rounded_input_;
   std::function<void(size_t)> hook_;
   Observer* observer_ = nullptr;
 };

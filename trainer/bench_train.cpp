@@ -17,13 +17,14 @@
 #include "ops/models/zoo.h"
 #include "trainer/commands.h"
 #include "trainer/optimizer.h"
+#include "trainer/precision.h"
 #include "trainer/trainer.h"
 
 namespace convoy::trainer {
 namespace {
 
 struct BenchTrainArgs {
-  std::string model = "resnet50", device = "cpu", comm_backend = "auto";
+  std::string model = "resnet50", device = "cpu", comm_backend = "auto", precision = "fp32";
   int64_t batch = 16, image_size = 0, channels = 0, classes = 0;
   int steps = 20, warmup = 3, threads = 0;
   uint64_t seed = 0;
@@ -95,7 +96,11 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   bo.local_rank = world.local_rank(), bo.local_size = world.local_size();
   bo.tf32 = a.tf32;
   auto backend = ops::make_backend(a.device, bo);
+  const PrecisionPlan precision = plan_precision(a.precision, *backend);
+  std::unique_ptr<LossScaler> scaler;
+  if (precision.loss_scaling) scaler = std::make_unique<LossScaler>(LossScaleOptions{});
   auto graph = ops::make_model(a.model, {classes, channels, false});
+  graph->set_emulated_storage(precision.emulated);
   graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
   graph->init_params(a.seed);
   Sgd sgd(*graph, SgdOptions{0.9f, 1e-4f, false, false});
@@ -108,7 +113,8 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     reducer = std::make_unique<comm::GradReducer>(*graph, *data, comm::ReducerOptions{});
     graph->set_backward_hook([&](size_t layer) { reducer->on_layer_done(layer); });
   }
-  TrainStep step(*graph, sgd, StepPlanes{reducer.get(), control.get(), record.get(), ranks}, classes, 0.f);
+  TrainStep step(*graph, sgd, StepPlanes{reducer.get(), control.get(), record.get(), ranks}, classes, 0.f,
+                 scaler.get());
 
   std::mt19937 rng(static_cast<uint32_t>(a.seed + static_cast<uint64_t>(world.rank())));
   ops::Tensor x = ops::Tensor::empty(graph->input_shape(), ops::DType::f32, backend->allocator());
@@ -177,7 +183,9 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"size", size},
                         {"channels", channels},
                         {"classes", classes},
-                        {"precision", "f32"},
+                        {"precision", a.precision},
+                        {"precision_detail", precision.describe},
+                        {"skipped_steps", scaler ? scaler->skipped() : 0},
                         {"device", a.device},
                         {"backend", backend->name()},
                         {"ranks", ranks},
@@ -200,9 +208,10 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     if (a.profile) j["layers"] = profile.to_json(*graph, a.steps);
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("convoy bench train: %s, batch %ld, %ldx%ldx%ld, %ld classes, f32, %s\n", a.model.c_str(),
+    std::printf("convoy bench train: %s, batch %ld, %ldx%ldx%ld, %ld classes, %s, %s\n", a.model.c_str(),
                 static_cast<long>(a.batch), static_cast<long>(channels), static_cast<long>(size),
-                static_cast<long>(size), static_cast<long>(classes), backend->name().c_str());
+                static_cast<long>(size), static_cast<long>(classes), precision.describe.c_str(),
+                backend->name().c_str());
     std::printf("  steps %d after %d warm-up: median %.2f ms (min %.2f, max %.2f)\n", a.steps, a.warmup, median,
                 sorted.front(), sorted.back());
     std::printf("  %.1f images/s, ~%.1f GFLOP/s (3x forward), peak RSS %.0f MB\n", images_per_s, gflops,
@@ -233,6 +242,7 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   cmd->add_option("--device", a->device, "cpu, cpu-strict or cuda (as train.device)")->capture_default_str();
   cmd->add_option("--comm-backend", a->comm_backend, "Data plane under mpirun: auto, mpi or nccl (as comm.backend)")
       ->capture_default_str();
+  cmd->add_option("--precision", a->precision, "fp32, fp16 or bf16 (as train.precision)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "Images per step (per rank under mpirun)")->capture_default_str();
   cmd->add_option("--image-size", a->image_size, "Input height and width (default: the model's)");
   cmd->add_option("--channels", a->channels, "Input channels (default: the model's)");

@@ -109,8 +109,10 @@ std::string CheckpointStore::save(const ops::Graph& graph, const ops::Arena& mom
     write_int_attribute(f.get(), "global_step", s.global_step);
     write_int_attribute(f.get(), "graph_step", static_cast<int64_t>(s.graph_step));
     write_int_attribute(f.get(), "seed", static_cast<int64_t>(s.seed));
+    write_int_attribute(f.get(), "loss_scaling", s.loss_scaling ? 1 : 0);
     write_double_array_attribute(f.get(), "loss_scale", {s.loss_scale});
     write_int_attribute(f.get(), "loss_scale_good_steps", s.loss_scale_good_steps);
+    write_int_attribute(f.get(), "loss_scale_skipped", s.loss_scale_skipped);
     write_string_attribute(f.get(), "config", config_yaml);
     write_string_attribute(f.get(), "sha256", sha.hex_digest());
     CONVOY_CHECK(H5Fflush(f.get(), H5F_SCOPE_GLOBAL) >= 0, "cannot flush " << tmp << ": is the disk full?");
@@ -189,6 +191,10 @@ CheckpointContents read_and_verify(const std::string& path, Handle& f) {
   c.state.seed = static_cast<uint64_t>(int_attr(f.get(), "seed", path));
   c.state.loss_scale = read_double_array_attribute(f.get(), "loss_scale", path).at(0);
   c.state.loss_scale_good_steps = int_attr(f.get(), "loss_scale_good_steps", path);
+  // Checkpoints written before mixed precision have neither: they come from fp32 runs.
+  if (has_attribute(f.get(), "loss_scaling")) c.state.loss_scaling = int_attr(f.get(), "loss_scaling", path) != 0;
+  if (has_attribute(f.get(), "loss_scale_skipped"))
+    c.state.loss_scale_skipped = int_attr(f.get(), "loss_scale_skipped", path);
   return c;
 }
 

@@ -5,7 +5,8 @@
 //   /buffers/<name>   BN running_mean / running_var (fp32), num_batches_tracked (int64)
 //   /momentum/<name>  SGD momentum, laid out like /params
 //   root attributes   format = "convoy-checkpoint", version, model, epoch, step_in_epoch, global_step,
-//                     graph_step, seed, loss_scale, loss_scale_good_steps, config (YAML), sha256
+//                     graph_step, seed, loss_scaling, loss_scale, loss_scale_good_steps, loss_scale_skipped,
+//                     config (YAML), sha256
 // sha256 covers the name and bytes of every dataset in that order, so a damaged file is recognized.
 // The /params + /buffers part is also the interop format with PyTorch (tools/torchvision_to_h5.py).
 #pragma once
@@ -24,8 +25,10 @@ struct TrainingState {
   int64_t global_step = 0;    // optimizer steps since the start
   uint64_t graph_step = 0;    // the graph's training forward count (dropout masks)
   uint64_t seed = 0;
-  double loss_scale = 1.0;
-  int64_t loss_scale_good_steps = 0;
+  bool loss_scaling = false;           // the run scales its loss (mixed precision); the three below hold
+  double loss_scale = 1.0;             // mixed precision's dynamic loss scale (1 in fp32)
+  int64_t loss_scale_good_steps = 0;   // clean steps since the scale last changed
+  int64_t loss_scale_skipped = 0;      // steps skipped for overflowing gradients, over the run
 };
 
 struct CheckpointContents {

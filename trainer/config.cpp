@@ -160,6 +160,8 @@ void visit(C& c, V& v) {
   v.field("teacher", c.train.teacher);
   v.field("distill_temperature", c.train.distill_temperature);
   v.field("precision", c.train.precision);
+  v.field("loss_scale_init", c.train.loss_scale_init);
+  v.field("loss_scale_window", c.train.loss_scale_window);
   v.field("device", c.train.device);
   v.field("deterministic", c.train.deterministic);
   v.field("tf32", c.train.tf32);
@@ -293,6 +295,10 @@ void validate(const Config& c) {
   check_range(t.distill_temperature > 0, c, "train.distill_temperature", t.distill_temperature, "must be positive");
   check_range(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", c, "train.precision",
               "'" + t.precision + "'", "must be fp32, bf16 or fp16");
+  check_range(t.loss_scale_init >= 1 && t.loss_scale_init <= 16777216, c, "train.loss_scale_init",
+              std::to_string(t.loss_scale_init), "must be in [1, 2^24]");
+  check_range(t.loss_scale_window >= 1, c, "train.loss_scale_window", std::to_string(t.loss_scale_window),
+              "must be at least 1");
   check_range(t.device == "cpu" || t.device == "cuda" || t.device == "cpu-strict", c, "train.device",
               "'" + t.device + "'", "must be cpu, cuda or cpu-strict");
   check_range(t.threads >= 0, c, "train.threads", t.threads, "must not be negative");

@@ -31,9 +31,12 @@ std::string format_duration(double s) {
 
 void Metrics::step(const StepMetrics& m) {
   if (!jsonl_) return;
-  std::printf("epoch %lld step %lld/%lld  loss %.4f  lr %.5f  %.0f img/s  data %.0f%%  comm %.0f%%  eta %s\n",
+  char scale[64] = "";
+  if (m.loss_scale > 0)
+    std::snprintf(scale, sizeof scale, "  scale %.0f skipped %lld", m.loss_scale, static_cast<long long>(m.skipped_steps));
+  std::printf("epoch %lld step %lld/%lld  loss %.4f  lr %.5f%s  %.0f img/s  data %.0f%%  comm %.0f%%  eta %s\n",
               static_cast<long long>(m.epoch + 1), static_cast<long long>(m.step),
-              static_cast<long long>(m.steps_per_epoch), m.loss, m.lr, m.images_per_s, 100 * m.data_wait_share,
+              static_cast<long long>(m.steps_per_epoch), m.loss, m.lr, scale, m.images_per_s, 100 * m.data_wait_share,
               100 * m.comm_wait_share, format_duration(m.eta_s).c_str());
   std::fflush(stdout);
   nlohmann::json j = {{"type", "step"},          {"epoch", m.epoch + 1},     {"step", m.step},
@@ -41,6 +44,7 @@ void Metrics::step(const StepMetrics& m) {
                       {"images_per_s", m.images_per_s}, {"data_wait_share", m.data_wait_share},
                       {"comm_wait_share", m.comm_wait_share},
                       {"elapsed_s", m.elapsed_s}};
+  if (m.loss_scale > 0) j["loss_scale"] = m.loss_scale, j["skipped_steps"] = m.skipped_steps;
   std::fprintf(jsonl_, "%s\n", j.dump().c_str());
   std::fflush(jsonl_);
 }

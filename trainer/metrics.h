@@ -10,6 +10,8 @@ namespace convoy::trainer {
 struct StepMetrics {
   int64_t epoch = 0, step = 0, steps_per_epoch = 0, global_step = 0;
   double loss = 0, lr = 0, images_per_s = 0, data_wait_share = 0, comm_wait_share = 0, eta_s = 0, elapsed_s = 0;
+  double loss_scale = 0;      // mixed precision's loss scale (0: none)
+  int64_t skipped_steps = 0;  // steps the loss scaler skipped so far
 };
 
 struct EpochMetrics {

@@ -6,14 +6,19 @@
 
 namespace convoy::trainer {
 
-TrainStep::TrainStep(ops::Graph& graph, Sgd& sgd, const StepPlanes& planes, int64_t classes, float label_smoothing)
-    : graph_(graph), backend_(graph.backend()), sgd_(sgd), planes_(planes), smoothing_(label_smoothing) {
+TrainStep::TrainStep(ops::Graph& graph, Sgd& sgd, const StepPlanes& planes, int64_t classes, float label_smoothing,
+                     LossScaler* scaler)
+    : graph_(graph), backend_(graph.backend()), sgd_(sgd), planes_(planes), smoothing_(label_smoothing),
+      scaler_(scaler) {
   loss_ = backend_.softmax_cross_entropy(graph.input_shape()[0], classes);
   loss_sum_ = ops::Tensor::empty(ops::Shape{1}, ops::DType::f64, backend_.allocator());
-  nonfinite_ = ops::Tensor::empty(ops::Shape{1}, ops::DType::i32, backend_.allocator());
+  flags_ = ops::Tensor::empty(ops::Shape{2}, ops::DType::i32, backend_.allocator());
+  nonfinite_ = flags_.view(0, ops::Shape{1});
+  overflow_ = flags_.view(sizeof(int32_t), ops::Shape{1});
   loss_sum_host_ = ops::Tensor::empty(ops::Shape{1}, ops::DType::f64, backend_.staging_allocator());
-  nonfinite_host_ = ops::Tensor::empty(ops::Shape{1}, ops::DType::i32, backend_.staging_allocator());
+  flags_host_ = ops::Tensor::empty(ops::Shape{2}, ops::DType::i32, backend_.staging_allocator());
   backend_.fill(backend_.context(), loss_sum_, 0.0);
+  backend_.fill(backend_.context(), flags_, 0.0);
 }
 
 void TrainStep::record_buckets() {
@@ -34,8 +39,10 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
                                  int64_t global_step) {
   ops::ExecContext& ctx = backend_.context();
   Result r;
+  r.loss_scale = scaler_ ? scaler_->scale() : 1.0;
   const ops::Tensor& logits = graph_.forward(images);
-  loss_->forward_backward(ctx, logits, labels, smoothing_, graph_.output_grad(), loss_sum_, nonfinite_);
+  loss_->forward_backward(ctx, logits, labels, smoothing_, static_cast<float>(r.loss_scale), graph_.output_grad(),
+                          loss_sum_, nonfinite_);
   graph_.backward();
   comm::StepBallot ballot;
   ballot.stop = stop;
@@ -53,11 +60,17 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
       ballot.data_failed = true;
     }
   }
-  // The non-finite check is computed on the device; its flag (4 bytes) is the one value a step reads back.
+  // The non-finite checks are computed on the device; their flags (8 bytes) are the values a step reads back.
   const double vote_start = now_seconds();
-  backend_.copy(ctx, nonfinite_, nonfinite_host_);
+  if (scaler_) {
+    backend_.fill(ctx, overflow_, 0.0);
+    ops::Tensor grads = graph_.grads().flat();
+    backend_.check_finite(ctx, grads, overflow_);  // the reduced gradients: the same verdict on every rank
+  }
+  backend_.copy(ctx, flags_, flags_host_);
   ctx.synchronize();
-  ballot.nonfinite = nonfinite_host_.host<int32_t>()[0] != 0;
+  ballot.nonfinite = flags_host_.host<int32_t>()[0] != 0;
+  ballot.overflow = flags_host_.host<int32_t>()[1] != 0;
   if (planes_.control) {
     r.verdict = comm::vote_step(*planes_.control, planes_.record, global_step, ballot);
   } else {
@@ -70,9 +83,19 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
                                                << ": another rank's gradient all-reduce failed (its own message "
                                                   "says why); the job cannot continue");
   if (r.verdict.nonfinite) return r;  // no rank applies an update built from a non-finite loss
+  if (scaler_) {
+    if (r.verdict.overflow) {  // every rank skips this step and halves the same scale
+      r.skipped = true;
+      // At the smallest scale an overflow is a diverged run, not a scale that is too large.
+      if (!scaler_->update(true)) r.verdict.nonfinite = true;
+      return r;
+    }
+    scaler_->update(false);
+  }
   const double t0 = now_seconds();
-  // The reducer leaves sums: dividing by the rank count makes them the global batch's mean gradient.
-  sgd_.step(static_cast<float>(lr), 1.f / static_cast<float>(planes_.world_size));
+  // The reducer leaves sums: dividing by the rank count makes them the global batch's mean gradient; the
+  // loss scale comes out in the same multiplication.
+  sgd_.step(static_cast<float>(lr), static_cast<float>(1.0 / (planes_.world_size * r.loss_scale)));
   ctx.synchronize();
   r.applied = true;
   if (timeline_) timeline_->span("optimizer", "optimizer", t0, now_seconds() - t0, Timeline::main_thread);

@@ -1,7 +1,10 @@
 // One training step on the device, shared by the training loop and `convoy bench train`: forward, the
 // loss (kept on the device), backward with the gradient all-reduce overlapped (comm::GradReducer), the
 // per-step vote on the control plane (comm/step_vote.h), and the update, which is applied only when no
-// rank's loss came out non-finite. Nothing is allocated per step; the loss is read back only when asked.
+// rank's loss came out non-finite. With a loss scaler (mixed precision) the loss gradient is scaled, the
+// reduced gradients are checked for overflow on the device, the overflow flag rides on the vote, and an
+// overflowing step is skipped on every rank. Nothing is allocated per step; the loss is read back only
+// when asked.
 #pragma once
 
 #include <memory>
@@ -9,6 +12,7 @@
 #include "comm/grad_reducer.h"
 #include "comm/step_vote.h"
 #include "ops/graph.h"
+#include "trainer/loss_scale.h"
 #include "trainer/optimizer.h"
 #include "trainer/timeline.h"
 
@@ -23,13 +27,17 @@ struct StepPlanes {
 
 class TrainStep {
  public:
-  TrainStep(ops::Graph& graph, Sgd& sgd, const StepPlanes& planes, int64_t classes, float label_smoothing);
+  // scaler: null in fp32; it must outlive the step.
+  TrainStep(ops::Graph& graph, Sgd& sgd, const StepPlanes& planes, int64_t classes, float label_smoothing,
+            LossScaler* scaler = nullptr);
 
   struct Result {
     double comm_wait_s = 0;  // communication that backward did not hide
     double vote_s = 0;       // the per-step vote (and the non-finite flag's copy back)
     comm::StepVerdict verdict;
-    bool applied = false;    // the update ran (no rank saw a non-finite loss)
+    bool applied = false;    // the update ran (no rank saw a non-finite loss or overflowing gradients)
+    bool skipped = false;    // the loss scaler skipped it: some rank's gradients overflowed
+    double loss_scale = 1;   // the scale this step ran with
   };
   // images (N, H, W, C) and labels (N) on the device. stop: this rank's stop request, voted on.
   Result run(const ops::Tensor& images, const ops::Tensor& labels, double lr, bool stop, int64_t global_step);
@@ -47,9 +55,11 @@ class TrainStep {
   Sgd& sgd_;
   StepPlanes planes_;
   float smoothing_;
+  LossScaler* scaler_;
   std::unique_ptr<ops::SoftmaxCrossEntropyKernel> loss_;
-  ops::Tensor loss_sum_, nonfinite_;            // on the device: f64 (1), i32 (1)
-  ops::Tensor loss_sum_host_, nonfinite_host_;  // their copies in staging memory
+  ops::Tensor loss_sum_, flags_;            // on the device: f64 (1); i32 (2): loss non-finite, gradients overflowed
+  ops::Tensor nonfinite_, overflow_;        // views of flags_
+  ops::Tensor loss_sum_host_, flags_host_;  // their copies in staging memory
   Timeline* timeline_ = nullptr;
 };
 

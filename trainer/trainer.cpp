@@ -60,9 +60,6 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   if (world) rank_ = world->rank(), size_ = world->size();
   cfg_.validate_for_world(size_);
   local_batch_ = t.batch_size / size_;
-  CONVOY_CHECK(t.precision == "fp32", cfg_.source << ": train.precision " << t.precision
-                                                  << " needs a backend with mixed precision, which this build does "
-                                                     "not have yet: use fp32");
   if (rank_ == 0) std::filesystem::create_directories(run_dir_);
   const int cores = cores_per_rank(world ? world->local_size() : 1);
   const int compute_threads = t.deterministic ? 1 : (t.threads > 0 ? t.threads : cores);
@@ -77,6 +74,12 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   } catch (const Error& e) {
     CONVOY_FAIL(cfg_.source << ": train.device: " << e.message());
   }
+  try {
+    precision_ = plan_precision(t.precision, *backend_);
+  } catch (const Error& e) {
+    CONVOY_FAIL(cfg_.source << ": train.precision: " << e.message());
+  }
+  if (precision_.loss_scaling) scaler_ = std::make_unique<LossScaler>(LossScaleOptions{t.loss_scale_init, t.loss_scale_window});
   try {
     comm::require_communicator(cfg_.comm.backend, backend_->device());  // on one rank too: the config is wrong
   } catch (const Error& e) {
@@ -106,6 +109,7 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
 
   graph_ = ops::make_model(cfg_.model.name, {classes_, channels, cfg_.model.zero_gamma});
   const ops::Shape input{local_batch_, train_data_->height(), train_data_->width(), channels};
+  graph_->set_emulated_storage(precision_.emulated);
   graph_->setup(backend_.get(), input);
   graph_->init_params(t.seed);
   graph_->set_dropout_seed(t.seed + static_cast<uint64_t>(rank_));  // each rank drops its own units
@@ -121,7 +125,7 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
     graph_->set_backward_hook([this](size_t layer) { reducer_->on_layer_done(layer); });
   }
   step_ = std::make_unique<TrainStep>(*graph_, *sgd_, StepPlanes{reducer_.get(), control_.get(), record_.get(), size_},
-                                      classes_, static_cast<float>(t.label_smoothing));
+                                      classes_, static_cast<float>(t.label_smoothing), scaler_.get());
   batches_ = std::make_unique<DeviceBatches>(*backend_, input);
   eval_sums_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->allocator());
   eval_sums_host_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->staging_allocator());
@@ -241,6 +245,8 @@ int Trainer::train(const std::string& resume) {
     CheckpointContents c = load_checkpoint(*path, *graph_, &sgd_->momentum());
     state = c.state;
     graph_->set_step(state.graph_step);
+    if (scaler_ && state.loss_scaling)
+      scaler_->restore({state.loss_scale, state.loss_scale_good_steps, state.loss_scale_skipped});
     if (rank_ == 0)
       spdlog::info("resumed from {} at epoch {}, step {} (global step {})", *path, state.epoch + 1,
                    state.step_in_epoch, state.global_step);
@@ -279,6 +285,16 @@ int Trainer::train(const std::string& resume) {
       const bool stop = stop_requested() || state.global_step + 1 == stop_at_step_;
       const double lr = schedule.at(state.global_step);
       const TrainStep::Result r = step_->run(cur->images, cur->labels, lr, stop, state.global_step);
+      if (scaler_) {
+        state.loss_scaling = true;
+        state.loss_scale = scaler_->scale();
+        state.loss_scale_good_steps = scaler_->state().clean;
+        state.loss_scale_skipped = scaler_->skipped();
+      }
+      if (r.verdict.nonfinite && r.skipped)
+        CONVOY_FAIL("the gradients stayed non-finite at the smallest loss scale (1) at epoch "
+                    << state.epoch + 1 << ", step " << state.step_in_epoch + 1 << " (global step " << state.global_step
+                    << "): the run diverged; no rank applied those steps' updates: lower train.base_lr");
       if (r.verdict.nonfinite) {
         std::string ranks;
         for (int k : r.verdict.nonfinite_ranks) ranks += (ranks.empty() ? "" : ", ") + std::to_string(k);
@@ -298,6 +314,7 @@ int Trainer::train(const std::string& resume) {
         StepMetrics m;
         m.epoch = state.epoch, m.step = state.step_in_epoch, m.steps_per_epoch = steps;
         m.global_step = state.global_step, m.loss = window.loss / window.steps, m.lr = lr;
+        if (scaler_) m.loss_scale = scaler_->scale(), m.skipped_steps = scaler_->skipped();
         const double steps_in_window = window.steps / size_;
         m.images_per_s = steps_in_window * static_cast<double>(t.batch_size) / span;
         m.data_wait_share = window.data_wait / size_ / span;

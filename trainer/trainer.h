@@ -15,6 +15,8 @@
 #include "datasets/loader.h"
 #include "ops/models/zoo.h"
 #include "trainer/checkpoint.h"
+#include "trainer/loss_scale.h"
+#include "trainer/precision.h"
 #include "trainer/config.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
@@ -85,6 +87,8 @@ class Trainer {
   std::unique_ptr<Sgd> sgd_;
   std::unique_ptr<comm::GradReducer> reducer_;
   std::unique_ptr<TrainStep> step_;
+  PrecisionPlan precision_;
+  std::unique_ptr<LossScaler> scaler_;  // mixed precision only
   std::unique_ptr<DeviceBatches> batches_;
   std::unique_ptr<Timeline> timeline_;
   ops::Tensor eval_sums_, eval_sums_host_;  // loss, top-1, top-5 over a validation pass: (3) f64

@@ -1,7 +1,9 @@
 #include "ops/cpu/cpu_backend.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "ops/math/elementwise.h"
@@ -159,6 +161,48 @@ void CpuBackend::sum_squares(ExecContext&, const Tensor& x, Tensor& out) {
   out.data_as<double>()[0] = s;
 }
 
+void CpuBackend::round_to(ExecContext&, const Tensor& src, Tensor& dst, DType storage) {
+  check_device(src, device(), "rounding", "the source");
+  check_device(dst, device(), "rounding", "the destination");
+  CONVOY_CHECK(src.numel() == dst.numel(), "rounding " << src.numel() << " elements into " << dst.numel());
+  CONVOY_CHECK(storage == DType::f16 || storage == DType::bf16,
+               "rounding emulates f16 or bf16 storage, not " << dtype_name(storage));
+  const float* s = src.data_as<float>();
+  float* d = dst.data_as<float>();
+  const int64_t n = src.numel();
+  if (storage == DType::f16) {
+#if defined(__F16C__)
+    // The processor's conversion (round to nearest even, IEEE half with subnormals and infinities; it
+    // ignores MXCSR's flush-to-zero) on 8 values at a time; the shared math for the tail.
+    const int64_t vec = n / 8 * 8;
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < vec; i += 8) {
+      const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      _mm256_storeu_ps(d + i, _mm256_cvtph_ps(h));
+    }
+    for (int64_t i = vec; i < n; ++i) d[i] = math::f16_to_f32(math::f32_to_f16(s[i]));
+#else
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) d[i] = math::f16_to_f32(math::f32_to_f16(s[i]));
+#endif
+  } else {
+#pragma omp parallel for simd schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) d[i] = math::bf16_to_f32(math::f32_to_bf16(s[i]));
+  }
+}
+
+void CpuBackend::check_finite(ExecContext&, const Tensor& x, Tensor& flag) {
+  check_device(x, device(), "finiteness check", "x");
+  check_device(flag, device(), "finiteness check", "the flag");
+  CONVOY_CHECK(flag.numel() == 1, "the finiteness flag is one i32 element, got " << flag.shape().str());
+  const float* p = x.data_as<float>();
+  const int64_t n = x.numel();
+  int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) bad |= std::isfinite(p[i]) ? 0 : 1;
+  if (bad) flag.data_as<int32_t>()[0] = 1;
+}
+
 void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate) {
   const int64_t count = static_cast<int64_t>(n);
   if (accumulate) {
@@ -182,6 +226,28 @@ void DnnlPackedLayout::unpack(ExecContext& ctx, const Tensor& packed, Tensor& pl
 }
 
 }  // namespace convoy::ops::cpu
+
+std::string convoy::ops::cpu_isa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic: return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::all: break;
+  }
+  return "unknown";
+}
+
+bool convoy::ops::cpu_has_bf16() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
 
 std::unique_ptr<convoy::ops::Backend> convoy::ops::make_cpu_backend(int threads) {
   return std::make_unique<cpu::CpuBackend>(threads);

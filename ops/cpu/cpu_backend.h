@@ -70,6 +70,8 @@ class CpuBackend final : public Backend {
   void cast(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
   void sgd_update(ExecContext& ctx, const SgdParams& p, Tensor& w, Tensor& v, const Tensor& g) override;
   void sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) override;
+  void round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) override;
+  void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override;
 
  private:
   int threads_;

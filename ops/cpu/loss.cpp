@@ -13,8 +13,8 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     CONVOY_CHECK(N > 0 && K > 1, "cross-entropy needs a batch and at least 2 classes, got N=" << N << " K=" << K);
   }
 
-  void forward_backward(ExecContext&, const Tensor& logits, const Tensor& labels, float smoothing, Tensor& dlogits,
-                        Tensor& loss_sum, Tensor& nonfinite) override {
+  void forward_backward(ExecContext&, const Tensor& logits, const Tensor& labels, float smoothing, float loss_scale,
+                        Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) override {
     check(logits, labels);
     CONVOY_CHECK(smoothing >= 0.f && smoothing < 1.f, "label smoothing must be in [0, 1), got " << smoothing);
     CONVOY_CHECK(dlogits.numel() == N_ * K_, "cross-entropy writes (" << N_ << ", " << K_ << ") logit gradients, got "
@@ -22,7 +22,7 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     const float* x = logits.data_as<float>();
     const int32_t* y = labels.data_as<int32_t>();
     float* g = dlogits.data_as<float>();
-    const float scale = 1.f / static_cast<float>(N_);
+    const float scale = loss_scale / static_cast<float>(N_);
     double total = 0;
 #pragma omp parallel for reduction(+ : total) schedule(static)
     for (int64_t n = 0; n < N_; ++n) total += math::softmax_xent_row(x + n * K_, K_, y[n], smoothing, g + n * K_, scale);

@@ -253,6 +253,23 @@ void CudaBackend::sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) {
 }
 
 
+void CudaBackend::round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) {
+  check_device(src, device_, "rounding", "the source");
+  check_device(dst, device_, "rounding", "the destination");
+  CONVOY_CHECK(src.numel() == dst.numel(), "rounding " << src.numel() << " elements into " << dst.numel());
+  CONVOY_CHECK(storage == DType::f16 || storage == DType::bf16,
+               "rounding emulates f16 or bf16 storage, not " << dtype_name(storage));
+  round_through_half(cuda_ctx(ctx).stream(), src.data_as<float>(), dst.data_as<float>(), src.numel(),
+                     storage == DType::bf16);
+}
+
+void CudaBackend::check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) {
+  check_device(x, device_, "finiteness check", "x");
+  check_device(flag, device_, "finiteness check", "the flag");
+  CONVOY_CHECK(flag.numel() == 1, "the finiteness flag is one i32 element, got " << flag.shape().str());
+  flag_nonfinite(cuda_ctx(ctx).stream(), x.data_as<float>(), x.numel(), flag.data_as<int32_t>());
+}
+
 // --- weight layouts ---
 
 int64_t oihw_to_ohwi(int64_t plain, const Shape& s) {

@@ -126,6 +126,8 @@ class CudaBackend final : public Backend {
   void cast(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
   void sgd_update(ExecContext& ctx, const SgdParams& p, Tensor& w, Tensor& v, const Tensor& g) override;
   void sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) override;
+  void round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) override;
+  void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override;
 
   const CudaOptions& options() const { return o_; }
   CudaContext& cuda_context() { return *ctx_; }

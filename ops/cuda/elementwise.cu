@@ -141,6 +141,19 @@ void cast_from_half(cudaStream_t stream, const uint16_t* src, float* dst, int64_
     launch(stream, n, [=] __device__(int64_t i) { dst[i] = math::f16_to_f32(src[i]); });
 }
 
+void round_through_half(cudaStream_t stream, const float* src, float* dst, int64_t n, bool bf16) {
+  if (bf16)
+    launch(stream, n, [=] __device__(int64_t i) { dst[i] = math::bf16_to_f32(math::f32_to_bf16(src[i])); });
+  else
+    launch(stream, n, [=] __device__(int64_t i) { dst[i] = math::f16_to_f32(math::f32_to_f16(src[i])); });
+}
+
+void flag_nonfinite(cudaStream_t stream, const float* x, int64_t n, int32_t* flag) {
+  launch(stream, n, [=] __device__(int64_t i) {
+    if (!isfinite(x[i])) *flag = 1;  // every writer writes 1: a benign race
+  });
+}
+
 void write_or_accumulate(cudaStream_t stream, float* dst, const float* src, int64_t n, bool accumulate) {
   if (accumulate) {
     launch(stream, n, [=] __device__(int64_t i) { dst[i] += src[i]; });

@@ -17,6 +17,10 @@ template <typename T>
 void fill(cudaStream_t stream, T* p, int64_t n, T value);  // float, double, int32_t, int64_t, uint8_t
 void cast_to_half(cudaStream_t stream, const float* src, uint16_t* dst, int64_t n, bool bf16);
 void cast_from_half(cudaStream_t stream, const uint16_t* src, float* dst, int64_t n, bool bf16);
+// dst = src stored as f16 (or bf16) and read back; dst may be src.
+void round_through_half(cudaStream_t stream, const float* src, float* dst, int64_t n, bool bf16);
+// *flag = 1 when some x[i] is not finite (left as it is otherwise).
+void flag_nonfinite(cudaStream_t stream, const float* x, int64_t n, int32_t* flag);
 // dst = src, or dst += src.
 void write_or_accumulate(cudaStream_t stream, float* dst, const float* src, int64_t n, bool accumulate);
 void sgd_update(cudaStream_t stream, float* w, float* v, const float* g, int64_t n, float lr, float momentum,

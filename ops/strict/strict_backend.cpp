@@ -124,6 +124,16 @@ class StrictBackend final : public Backend {
     Tensor o = boundary_.pass(out, "sum of squares", "the result");
     inner_->sum_squares(boundary_.inner(ctx), boundary_.pass(x, "sum of squares", "x"), o);
   }
+  void round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) override {
+    Boundary::Scope s(boundary_);
+    Tensor d = boundary_.pass(dst, "rounding", "the destination");
+    inner_->round_to(boundary_.inner(ctx), boundary_.pass(src, "rounding", "the source"), d, storage);
+  }
+  void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override {
+    Boundary::Scope s(boundary_);
+    Tensor f = boundary_.pass(flag, "finiteness check", "the flag");
+    inner_->check_finite(boundary_.inner(ctx), boundary_.pass(x, "finiteness check", "x"), f);
+  }
 
  private:
   StrictMemory memory_;  // declared first: destroyed last, after everything that holds its memory

@@ -246,16 +246,18 @@ TEST(StepVote, CombinesEveryRanksBallot) {
   auto record = std::make_shared<comm::StepRecord>();
   auto control = comm::make_mpi_communicator(w, comm::plane_options("control", 30, record));
   auto data = comm::make_mpi_communicator(w, comm::plane_options("data", 30, record));
-  for (int step = 0; step < 3; ++step) {
+  for (int step = 0; step < 4; ++step) {
     data->set_step(step);
     float x = 1.f;
     data->all_reduce(comm::host_values(&x, 1), ReduceOp::sum, comm::fingerprint("bucket", 0, 4), "bucket 0")->wait();
     comm::StepBallot mine;
     mine.stop = step == 1 && w.rank() == w.size() - 1;
     mine.nonfinite = step == 2 && w.rank() == 0;
+    mine.overflow = step == 3 && w.rank() == w.size() - 1;  // one rank's gradients overflowed: all skip
     comm::StepVerdict v = comm::vote_step(*control, record.get(), step, mine);
     EXPECT_EQ(v.stop, step == 1);
     EXPECT_EQ(v.nonfinite, step == 2);
+    EXPECT_EQ(v.overflow, step == 3) << "rank " << w.rank();
     if (step == 2) {
       EXPECT_EQ(v.nonfinite_ranks, std::vector<int>{0});
     }

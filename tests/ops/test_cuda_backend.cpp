@@ -44,7 +44,7 @@ TrainedModel make_run(const std::string& device, const Tensor& x_host, const Ten
 
 void step(TrainedModel& r) {
   const Tensor& logits = r.graph->forward(r.x);
-  r.loss->forward_backward(r.backend->context(), logits, r.labels, 0.1f, r.graph->output_grad(), r.loss_sum,
+  r.loss->forward_backward(r.backend->context(), logits, r.labels, 0.1f, 1.f, r.graph->output_grad(), r.loss_sum,
                            r.nonfinite);
   r.graph->backward();
   r.backend->context().synchronize();

@@ -221,7 +221,7 @@ struct LossProbe {
   // The batch's mean loss at these logits (and the gradient in `grad`).
   double run(const std::vector<float>& logits, float eps) {
     backend().fill(backend().context(), sum, 0.0);
-    loss->forward_backward(backend().context(), device_tensor(grad.shape(), logits), labels, eps, grad, sum,
+    loss->forward_backward(backend().context(), device_tensor(grad.shape(), logits), labels, eps, 1.f, grad, sum,
                            nonfinite);
     return host_values_as<double>(sum)[0];
   }
@@ -271,7 +271,7 @@ TEST(Gradients, CrossEntropyAccumulatesAndFlagsNonFiniteLosses) {
   std::vector<float> x = random_values(N * K, 10);
   const double once = probe.run(x, 0.f);
   // Without a reset the sum accumulates: two steps give twice the loss.
-  probe.loss->forward_backward(backend().context(), device_tensor(probe.grad.shape(), x), probe.labels, 0.f,
+  probe.loss->forward_backward(backend().context(), device_tensor(probe.grad.shape(), x), probe.labels, 0.f, 1.f,
                                probe.grad, probe.sum, probe.nonfinite);
   EXPECT_NEAR(host_values_as<double>(probe.sum)[0], 2 * once, 1e-9);
   x[4] = std::numeric_limits<float>::infinity();

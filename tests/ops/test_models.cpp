@@ -195,7 +195,7 @@ TEST(Models, SmallResNetFits64RandomSamples) {
   for (int step = 0; step < 300; ++step) {
     be.fill(be.context(), sum, 0.0);
     const ops::Tensor& logits = g->forward(x);
-    loss->forward_backward(be.context(), logits, labels, 0.f, g->output_grad(), sum, nonfinite);
+    loss->forward_backward(be.context(), logits, labels, 0.f, 1.f, g->output_grad(), sum, nonfinite);
     g->backward();
     ops::Tensor w = g->params().flat();
     be.sgd_update(be.context(), ops::SgdParams{0.1f, 0.f, 0.f, false, 1.f}, w, v, g->grads().flat());

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The quickstart's recipe trained for 2 epochs on 2 ranks in fp32 and in emulated fp16 (with dynamic
+# loss scaling): fp16 lands within 0.5 points of top-1 of fp32, and its progress line and metrics show
+# the loss scale and the skipped steps.
+source "$(dirname "$0")/common.sh" "$1" "$2"
+fashion_mnist
+cfg=$SRC/configs/fashion_mnist_quickstart.yaml
+top1() { grep -o 'top-1 [0-9.]* %' "$1" | tail -1 | awk '{print $2}'; }
+for p in fp32 fp16; do
+  "$SRC/launch/convoy-mpirun" -np 2 "$CONVOY" train --config "$cfg" --out "$WORK/$p" \
+    --set data.dir="$WORK/data" --set train.epochs=2 --set train.precision=$p > "$WORK/$p.log" 2>&1 ||
+    { cat "$WORK/$p.log"; fail "the $p run failed"; }
+done
+a=$(top1 "$WORK/fp32.log")
+b=$(top1 "$WORK/fp16.log")
+echo "top-1 after 2 epochs: fp32 $a %, fp16 (emulated) $b %"
+[[ -n $a && -n $b ]] || fail "no top-1 in the logs"
+awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.5) }' ||
+  fail "fp16 top-1 $b % is more than 0.5 points from fp32's $a %"
+grep -q 'scale [0-9]* skipped [0-9]*' "$WORK/fp16.log" || { cat "$WORK/fp16.log"; fail "no loss scale in the progress line"; }
+grep -q '"loss_scale":' "$WORK/fp16/metrics.jsonl" || fail "no loss scale in metrics.jsonl"
+if grep -q 'scale ' "$WORK/fp32.log"; then fail "fp32 shows a loss scale"; fi
+echo "PASS"

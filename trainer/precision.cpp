@@ -1,0 +1,35 @@
+#include "trainer/precision.h"
+
+#include "common/error.h"
+
+namespace convoy::trainer {
+
+PrecisionPlan plan_precision(const std::string& precision, const ops::Backend& backend) {
+  PrecisionPlan p;
+  const bool gpu = backend.device().kind == ops::DeviceKind::cuda;
+  if (precision == "fp32") {
+    p.describe = "fp32";
+    return p;
+  }
+  if (precision == "fp16") {
+    CONVOY_CHECK(!gpu, "precision fp16: the CUDA backend's fp16 kernels are not written yet; fp16 runs on the CPU "
+                       "as an exact emulation in this version (train.device: cpu), or use fp32");
+    p.emulated = ops::DType::f16;
+    p.loss_scaling = true;
+    p.describe = "fp16 (emulated fp16 storage on " + backend.device().str() + ", dynamic loss scaling)";
+    return p;
+  }
+  if (precision == "bf16") {
+    if (gpu) CONVOY_FAIL("precision bf16: the CUDA backend's bf16 kernels are not written yet; use fp32");
+    CONVOY_FAIL("precision bf16: "
+                << (ops::cpu_has_bf16()
+                        ? "this processor supports bf16 (oneDNN ISA " + ops::cpu_isa() +
+                              "), but convoy's bf16 CPU kernels are not written yet"
+                        : "this processor has no bf16 arithmetic (oneDNN ISA " + ops::cpu_isa() +
+                              "; bf16 needs AVX-512 BF16 or AMX)")
+                << "; use fp32, or fp16 (an exact emulation on the CPU)");
+  }
+  CONVOY_FAIL("unknown precision '" << precision << "': use fp32, fp16 or bf16");
+}
+
+}  // namespace convoy::trainer

@@ -1,0 +1,23 @@
+// What train.precision (--precision) means on a backend, decided once for the trainer and `bench train`:
+//   fp32  plain fp32 (no loss scaling);
+//   fp16  on the CPU an exact emulation of fp16 storage (ops::Graph::set_emulated_storage) with dynamic
+//         loss scaling: the CPU reference of GPU fp16 training, a numerics check and not a speed-up;
+//   bf16  native bf16 kernels: not in this version (refused, naming the processor's ISA on the CPU).
+#pragma once
+
+#include <string>
+
+#include "ops/backend.h"
+
+namespace convoy::trainer {
+
+struct PrecisionPlan {
+  ops::DType emulated = ops::DType::f32;  // the storage the graph emulates (f32: none)
+  bool loss_scaling = false;              // dynamic loss scaling (trainer/loss_scale.h)
+  std::string describe;                   // "fp32", "fp16 (emulated storage on cpu)"
+};
+
+// Throws, saying why and what works instead, for a precision this backend cannot run.
+PrecisionPlan plan_precision(const std::string& precision, const ops::Backend& backend);
+
+}  // namespace convoy::trainer
