@@ -233,8 +233,8 @@ class SoftmaxCrossEntropyKernel {
  public:
   virtual ~SoftmaxCrossEntropyKernel() = default;
   // labels: (N) i32. Writes dlogits = (softmax - target) / N * loss_scale (the loss scaler's factor, 1
-  // without one); adds the batch's mean loss (unscaled) to loss_sum (f64 scalar) and overwrites nonfinite
-  // (i32 scalar) with 1 if that loss is not finite, else 0.
+  // without one); adds the batch's mean loss (unscaled) to loss_sum (f64 scalar) and sets nonfinite (i32
+  // scalar) to 1 if that loss is not finite (leaving it otherwise: micro-batches OR into one flag).
   virtual void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing,
                                 float loss_scale, Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) = 0;
   // Evaluation: over the samples whose valid (N, u8) is 1, adds the summed loss, top-1 hits and top-5
@@ -304,6 +304,8 @@ class Backend {
   // flag (i32 scalar on this device) = 1 when some element of x (f32) is not finite; otherwise it is left
   // as it was, so that several checks OR into one flag (the loss scaler's overflow check over gradients).
   virtual void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) = 0;
+  // dst += src (f32, the same element count, both on this device): gradient accumulation over micro-batches.
+  virtual void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) = 0;
 };
 
 struct BackendOptions {

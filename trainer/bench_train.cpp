@@ -111,7 +111,6 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   if (ranks > 1) {
     comm::broadcast_model(*data, *graph);
     reducer = std::make_unique<comm::GradReducer>(*graph, *data, comm::ReducerOptions{});
-    graph->set_backward_hook([&](size_t layer) { reducer->on_layer_done(layer); });
   }
   TrainStep step(*graph, sgd, StepPlanes{reducer.get(), control.get(), record.get(), ranks}, classes, 0.f,
                  scaler.get());

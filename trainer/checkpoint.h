@@ -21,7 +21,7 @@ namespace convoy::trainer {
 
 struct TrainingState {
   int64_t epoch = 0;          // the epoch in progress
-  int64_t step_in_epoch = 0;  // its batches already trained
+  int64_t step_in_epoch = 0;  // its optimizer steps already trained (train.accumulate_steps batches each)
   int64_t global_step = 0;    // optimizer steps since the start
   uint64_t graph_step = 0;    // the graph's training forward count (dropout masks)
   uint64_t seed = 0;

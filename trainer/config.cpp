@@ -162,6 +162,7 @@ void visit(C& c, V& v) {
   v.field("precision", c.train.precision);
   v.field("loss_scale_init", c.train.loss_scale_init);
   v.field("loss_scale_window", c.train.loss_scale_window);
+  v.field("accumulate_steps", c.train.accumulate_steps);
   v.field("device", c.train.device);
   v.field("deterministic", c.train.deterministic);
   v.field("tf32", c.train.tf32);
@@ -299,6 +300,8 @@ void validate(const Config& c) {
               std::to_string(t.loss_scale_init), "must be in [1, 2^24]");
   check_range(t.loss_scale_window >= 1, c, "train.loss_scale_window", std::to_string(t.loss_scale_window),
               "must be at least 1");
+  check_range(t.accumulate_steps >= 1, c, "train.accumulate_steps", std::to_string(t.accumulate_steps),
+              "must be at least 1");
   check_range(t.device == "cpu" || t.device == "cuda" || t.device == "cpu-strict", c, "train.device",
               "'" + t.device + "'", "must be cpu, cuda or cpu-strict");
   check_range(t.threads >= 0, c, "train.threads", t.threads, "must not be negative");
@@ -368,6 +371,11 @@ void Config::validate_for_world(int world_size) const {
   CONVOY_CHECK(train.batch_size % world_size == 0,
                source << ": train.batch_size " << train.batch_size << " does not split evenly over " << world_size
                       << " ranks: use a multiple of " << world_size);
+  const int64_t parts = world_size * train.accumulate_steps;
+  CONVOY_CHECK(train.batch_size % parts == 0,
+               source << ": train.batch_size " << train.batch_size << " does not split into " << world_size
+                      << " ranks x " << train.accumulate_steps << " micro-batches (train.accumulate_steps): use a "
+                      << "multiple of " << parts);
 }
 
 }  // namespace convoy::trainer

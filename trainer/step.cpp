@@ -7,9 +7,12 @@
 namespace convoy::trainer {
 
 TrainStep::TrainStep(ops::Graph& graph, Sgd& sgd, const StepPlanes& planes, int64_t classes, float label_smoothing,
-                     LossScaler* scaler)
+                     LossScaler* scaler, int accumulate_steps)
     : graph_(graph), backend_(graph.backend()), sgd_(sgd), planes_(planes), smoothing_(label_smoothing),
-      scaler_(scaler) {
+      scaler_(scaler), k_(accumulate_steps) {
+  CONVOY_CHECK(k_ >= 1, "train.accumulate_steps must be at least 1, got " << k_);
+  if (k_ > 1) accumulated_ = ops::Arena(graph.param_layout(), backend_.allocator());
+  graph_.set_backward_hook([this](size_t layer) { on_layer_done(layer); });
   loss_ = backend_.softmax_cross_entropy(graph.input_shape()[0], classes);
   loss_sum_ = ops::Tensor::empty(ops::Shape{1}, ops::DType::f64, backend_.allocator());
   flags_ = ops::Tensor::empty(ops::Shape{2}, ops::DType::i32, backend_.allocator());
@@ -35,15 +38,53 @@ void TrainStep::record_buckets() {
   }
 }
 
+// In the last micro-batch: the earlier micro-batches' gradients join this layer's, then its all-reduce may
+// start (the reducer sees the layer's final gradients).
+void TrainStep::on_layer_done(size_t layer) {
+  if (micro_ + 1 < k_) return;
+  if (k_ > 1) {
+    ops::ExecContext& ctx = backend_.context();
+    for (size_t p : graph_.layer_params(layer)) {
+      ops::Tensor g = graph_.grads().view(p);
+      backend_.add_into(ctx, accumulated_.view(p), g);
+    }
+  }
+  if (gradient_hook_) gradient_hook_(layer);
+  if (planes_.reducer) planes_.reducer->on_layer_done(layer);
+}
+
+void TrainStep::micro_batch(const ops::Tensor& images, const ops::Tensor& labels) {
+  CONVOY_CHECK(micro_ < k_, "internal: " << micro_ + 1 << " micro-batches in a step of " << k_);
+  ops::ExecContext& ctx = backend_.context();
+  if (micro_ == 0) backend_.fill(ctx, flags_, 0.0);  // the step's flags: micro-batches OR into them
+  const float scale = static_cast<float>(scaler_ ? scaler_->scale() : 1.0);
+  const ops::Tensor& logits = graph_.forward(images);
+  loss_->forward_backward(ctx, logits, labels, smoothing_, scale, graph_.output_grad(), loss_sum_, nonfinite_);
+  graph_.backward();
+  if (micro_ + 1 < k_) {  // keep this micro-batch's gradients: the next backward overwrites them
+    const ops::Tensor g = graph_.grads().flat();
+    ops::Tensor acc = accumulated_.flat();
+    if (micro_ == 0)
+      backend_.copy(ctx, g, acc);
+    else
+      backend_.add_into(ctx, g, acc);
+  }
+  ++micro_;
+}
+
 TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& labels, double lr, bool stop,
                                  int64_t global_step) {
+  CONVOY_CHECK(k_ == 1, "internal: run() is a step of one micro-batch; this step accumulates " << k_);
+  micro_batch(images, labels);
+  return finish(lr, stop, global_step);
+}
+
+TrainStep::Result TrainStep::finish(double lr, bool stop, int64_t global_step) {
+  CONVOY_CHECK(micro_ == k_, "internal: a step finished after " << micro_ << " of its " << k_ << " micro-batches");
+  micro_ = 0;
   ops::ExecContext& ctx = backend_.context();
   Result r;
   r.loss_scale = scaler_ ? scaler_->scale() : 1.0;
-  const ops::Tensor& logits = graph_.forward(images);
-  loss_->forward_backward(ctx, logits, labels, smoothing_, static_cast<float>(r.loss_scale), graph_.output_grad(),
-                          loss_sum_, nonfinite_);
-  graph_.backward();
   comm::StepBallot ballot;
   ballot.stop = stop;
   std::exception_ptr data_error;
@@ -63,7 +104,6 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
   // The non-finite checks are computed on the device; their flags (8 bytes) are the values a step reads back.
   const double vote_start = now_seconds();
   if (scaler_) {
-    backend_.fill(ctx, overflow_, 0.0);
     ops::Tensor grads = graph_.grads().flat();
     backend_.check_finite(ctx, grads, overflow_);  // the reduced gradients: the same verdict on every rank
   }
@@ -74,7 +114,7 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
   if (planes_.control) {
     r.verdict = comm::vote_step(*planes_.control, planes_.record, global_step, ballot);
   } else {
-    r.verdict.stop = ballot.stop, r.verdict.nonfinite = ballot.nonfinite;
+    r.verdict.stop = ballot.stop, r.verdict.nonfinite = ballot.nonfinite, r.verdict.overflow = ballot.overflow;
     if (ballot.nonfinite) r.verdict.nonfinite_ranks = {0};
   }
   r.vote_s = now_seconds() - vote_start;
@@ -93,9 +133,9 @@ TrainStep::Result TrainStep::run(const ops::Tensor& images, const ops::Tensor& l
     scaler_->update(false);
   }
   const double t0 = now_seconds();
-  // The reducer leaves sums: dividing by the rank count makes them the global batch's mean gradient; the
-  // loss scale comes out in the same multiplication.
-  sgd_.step(static_cast<float>(lr), static_cast<float>(1.0 / (planes_.world_size * r.loss_scale)));
+  // The reducer leaves sums over ranks and micro-batches of micro-batch means: dividing by both counts
+  // makes them the global batch's mean gradient; the loss scale comes out in the same multiplication.
+  sgd_.step(static_cast<float>(lr), static_cast<float>(1.0 / (planes_.world_size * k_ * r.loss_scale)));
   ctx.synchronize();
   r.applied = true;
   if (timeline_) timeline_->span("optimizer", "optimizer", t0, now_seconds() - t0, Timeline::main_thread);
@@ -107,7 +147,7 @@ double TrainStep::take_loss_sum() {
   backend_.copy(ctx, loss_sum_, loss_sum_host_);
   ctx.synchronize();
   backend_.fill(ctx, loss_sum_, 0.0);
-  return loss_sum_host_.host<double>()[0];
+  return loss_sum_host_.host<double>()[0] / k_;  // a step's loss: the mean of its micro-batches'
 }
 
 }  // namespace convoy::trainer

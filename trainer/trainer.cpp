@@ -59,7 +59,7 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   const TrainConfig& t = cfg_.train;
   if (world) rank_ = world->rank(), size_ = world->size();
   cfg_.validate_for_world(size_);
-  local_batch_ = t.batch_size / size_;
+  local_batch_ = t.batch_size / size_ / t.accumulate_steps;  // one micro-batch
   if (rank_ == 0) std::filesystem::create_directories(run_dir_);
   const int cores = cores_per_rank(world ? world->local_size() : 1);
   const int compute_threads = t.deterministic ? 1 : (t.threads > 0 ? t.threads : cores);
@@ -122,19 +122,20 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
     reducer_ = std::make_unique<comm::GradReducer>(
         *graph_, *data_,
         comm::ReducerOptions{cfg_.comm.first_bucket_mb, cfg_.comm.bucket_mb, wire_type(cfg_.comm.wire)});
-    graph_->set_backward_hook([this](size_t layer) { reducer_->on_layer_done(layer); });
   }
   step_ = std::make_unique<TrainStep>(*graph_, *sgd_, StepPlanes{reducer_.get(), control_.get(), record_.get(), size_},
-                                      classes_, static_cast<float>(t.label_smoothing), scaler_.get());
+                                      classes_, static_cast<float>(t.label_smoothing), scaler_.get(),
+                                      static_cast<int>(t.accumulate_steps));
   batches_ = std::make_unique<DeviceBatches>(*backend_, input);
   eval_sums_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->allocator());
   eval_sums_host_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->staging_allocator());
   if (rank_ == 0)
-    spdlog::info("{} on {} x {}: {} parameters, {} classes, input {}x{}x{}, global batch {} ({} per rank), {} steps "
-                 "per epoch{}",
+    spdlog::info("{} on {} x {}: {} parameters, {} classes, input {}x{}x{}, global batch {} ({} per rank{}), {} "
+                 "steps per epoch, {}{}",
                  cfg_.model.name, size_, backend_->name(), graph_->num_params(), classes_, channels,
                  train_data_->height(), train_data_->width(), t.batch_size, local_batch_,
-                 train_data_->batches_per_epoch(),
+                 t.accumulate_steps > 1 ? " x " + std::to_string(t.accumulate_steps) + " accumulated micro-batches" : "",
+                 train_data_->batches_per_epoch() / t.accumulate_steps, precision_.describe,
                  reducer_ ? ", " + std::to_string(reducer_->buckets().size()) + " gradient buckets over " +
                                 std::string(data_->name()) + (reducer_->staged() ? " (staged through host memory)" : "")
                           : "");
@@ -237,7 +238,11 @@ void Trainer::load_weights_from(const std::string& checkpoint) { load_checkpoint
 
 int Trainer::train(const std::string& resume) {
   const TrainConfig& t = cfg_.train;
-  const int64_t steps = train_data_->batches_per_epoch();
+  // Optimizer steps: k micro-batches each (a few trailing micro-batches of an epoch may go unused).
+  const int64_t k = t.accumulate_steps;
+  const int64_t steps = train_data_->batches_per_epoch() / k;
+  CONVOY_CHECK(steps > 0, cfg_.source << ": an epoch of " << train_data_->batches_per_epoch()
+                                      << " micro-batches makes no step of " << k << " (train.accumulate_steps)");
   LrSchedule schedule(t, steps);
   TrainingState state;
   state.seed = t.seed;
@@ -258,7 +263,7 @@ int Trainer::train(const std::string& resume) {
   for (; state.epoch < t.epochs && exit_code == 0; ++state.epoch, state.step_in_epoch = 0) {
     const double epoch_start = now_seconds();
     // A resumed run starts mid-epoch at its checkpoint's batch, without decoding the batches before it.
-    train_data_->start_epoch(state.epoch, state.step_in_epoch);
+    train_data_->start_epoch(state.epoch, state.step_in_epoch * k);
     struct {
       double loss, steps, data_wait, comm_wait;
     } window{0, 0, 0, 0};
@@ -275,16 +280,21 @@ int Trainer::train(const std::string& resume) {
       return host ? &batches_->start(*host) : nullptr;
     };
     DeviceBatch* cur = fetch();
-    while (cur) {
+    while (cur && state.step_in_epoch < steps) {
       if (data_) data_->set_step(state.global_step);
       if (control_) control_->set_step(state.global_step);
-      // Batch i+1 moves to the device while step i computes.
-      batches_->wait_copied(*cur);
-      DeviceBatch* next = fetch();
-      batches_->ready(*cur);
+      for (int64_t m = 0; m < k; ++m) {
+        // Batch i+1 moves to the device while micro-batch i computes.
+        batches_->wait_copied(*cur);
+        DeviceBatch* next = fetch();
+        batches_->ready(*cur);
+        step_->micro_batch(cur->images, cur->labels);
+        cur = next;
+        CONVOY_CHECK(cur || m + 1 == k, "internal: the loader ran out of batches inside a step");
+      }
       const bool stop = stop_requested() || state.global_step + 1 == stop_at_step_;
       const double lr = schedule.at(state.global_step);
-      const TrainStep::Result r = step_->run(cur->images, cur->labels, lr, stop, state.global_step);
+      const TrainStep::Result r = step_->finish(lr, stop, state.global_step);
       if (scaler_) {
         state.loss_scaling = true;
         state.loss_scale = scaler_->scale();
@@ -335,7 +345,6 @@ int Trainer::train(const std::string& resume) {
         exit_code = kExitPreempted;
         break;
       }
-      cur = next;
     }
     if (exit_code) break;
     sum_over_ranks(&epoch_loss.loss, 2, "epoch loss");

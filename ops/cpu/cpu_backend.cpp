@@ -203,6 +203,13 @@ void CpuBackend::check_finite(ExecContext&, const Tensor& x, Tensor& flag) {
   if (bad) flag.data_as<int32_t>()[0] = 1;
 }
 
+void CpuBackend::add_into(ExecContext&, const Tensor& src, Tensor& dst) {
+  check_device(src, device(), "add", "the source");
+  check_device(dst, device(), "add", "the destination");
+  CONVOY_CHECK(src.numel() == dst.numel(), "adding " << src.numel() << " elements into " << dst.numel());
+  write_or_accumulate(dst.data_as<float>(), src.data_as<float>(), static_cast<size_t>(src.numel()), true);
+}
+
 void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate) {
   const int64_t count = static_cast<int64_t>(n);
   if (accumulate) {

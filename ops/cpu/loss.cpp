@@ -28,7 +28,7 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     for (int64_t n = 0; n < N_; ++n) total += math::softmax_xent_row(x + n * K_, K_, y[n], smoothing, g + n * K_, scale);
     const double mean = total / static_cast<double>(N_);
     scalar<double>(loss_sum, "loss_sum") += mean;
-    scalar<int32_t>(nonfinite, "nonfinite") = std::isfinite(mean) ? 0 : 1;
+    if (!std::isfinite(mean)) scalar<int32_t>(nonfinite, "nonfinite") = 1;
   }
 
   void evaluate(ExecContext&, const Tensor& logits, const Tensor& labels, const Tensor& valid, Tensor& sums) override {

@@ -270,6 +270,13 @@ void CudaBackend::check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) 
   flag_nonfinite(cuda_ctx(ctx).stream(), x.data_as<float>(), x.numel(), flag.data_as<int32_t>());
 }
 
+void CudaBackend::add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) {
+  check_device(src, device_, "add", "the source");
+  check_device(dst, device_, "add", "the destination");
+  CONVOY_CHECK(src.numel() == dst.numel(), "adding " << src.numel() << " elements into " << dst.numel());
+  write_or_accumulate(cuda_ctx(ctx).stream(), dst.data_as<float>(), src.data_as<float>(), src.numel(), true);
+}
+
 // --- weight layouts ---
 
 int64_t oihw_to_ohwi(int64_t plain, const Shape& s) {

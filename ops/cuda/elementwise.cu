@@ -82,7 +82,7 @@ __global__ void xent_total(const float* rows, int64_t N, double* loss_sum, int32
   if (threadIdx.x == 0) {
     const double mean = s / static_cast<double>(N);
     loss_sum[0] += mean;
-    nonfinite[0] = isfinite(mean) ? 0 : 1;
+    if (!isfinite(mean)) nonfinite[0] = 1;
   }
 }
 

@@ -75,8 +75,9 @@ void increment(cudaStream_t stream, int64_t* count);
 
 // --- softmax cross-entropy ---
 // rows (N floats of workspace) = per-sample losses; grad = (softmax - target) * grad_scale; then
-// loss_sum[0] += mean of rows, nonfinite[0] = mean is not finite. A label outside [0, K) makes its row NaN
-// (a device cannot stop the host to say so: the step's non-finite vote stops training instead).
+// loss_sum[0] += mean of rows, nonfinite[0] = 1 if the mean is not finite (left as it is otherwise).
+// A label outside [0, K) makes its row NaN (a device cannot stop the host to say so: the step's
+// non-finite vote stops training instead).
 void softmax_cross_entropy(cudaStream_t stream, const float* logits, const int32_t* labels, int64_t N, int64_t K,
                            float smoothing, float grad_scale, float* rows, float* grad, double* loss_sum,
                            int32_t* nonfinite);

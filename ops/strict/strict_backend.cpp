@@ -129,6 +129,11 @@ class StrictBackend final : public Backend {
     Tensor d = boundary_.pass(dst, "rounding", "the destination");
     inner_->round_to(boundary_.inner(ctx), boundary_.pass(src, "rounding", "the source"), d, storage);
   }
+  void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) override {
+    Boundary::Scope s(boundary_);
+    Tensor d = boundary_.pass(dst, "add", "the destination");
+    inner_->add_into(boundary_.inner(ctx), boundary_.pass(src, "add", "the source"), d);
+  }
   void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override {
     Boundary::Scope s(boundary_);
     Tensor f = boundary_.pass(flag, "finiteness check", "the flag");

@@ -279,7 +279,24 @@ TEST(Gradients, CrossEntropyAccumulatesAndFlagsNonFiniteLosses) {
   EXPECT_EQ(host_values_as<int32_t>(probe.nonfinite)[0], 1);
   x[4] = 0.5f;
   probe.run(x, 0.f);
-  EXPECT_EQ(host_values_as<int32_t>(probe.nonfinite)[0], 0) << "the flag is overwritten every step";
+  EXPECT_EQ(host_values_as<int32_t>(probe.nonfinite)[0], 1) << "a finite loss leaves the flag: micro-batches OR";
+  backend().fill(backend().context(), probe.nonfinite, 0.0);
+  probe.run(x, 0.f);
+  EXPECT_EQ(host_values_as<int32_t>(probe.nonfinite)[0], 0);
+}
+
+TEST(Gradients, CrossEntropyScalesItsGradientButNotItsLoss) {
+  const int64_t N = 3, K = 4;
+  LossProbe probe(N, K, {1, 0, 3});
+  const std::vector<float> x = random_values(N * K, 12);
+  const double plain = probe.run(x, 0.1f);
+  const std::vector<float> g1 = host_values(probe.grad);
+  backend().fill(backend().context(), probe.sum, 0.0);
+  probe.loss->forward_backward(backend().context(), device_tensor(probe.grad.shape(), x), probe.labels, 0.1f, 1024.f,
+                               probe.grad, probe.sum, probe.nonfinite);
+  EXPECT_NEAR(host_values_as<double>(probe.sum)[0], plain, 1e-9);  // the loss scaler scales gradients only
+  const std::vector<float> g = host_values(probe.grad);
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_FLOAT_EQ(g[i], 1024.f * g1[i]) << i;
 }
 
 TEST(Gradients, CrossEntropyEvaluationCountsOnlyValidSamples) {

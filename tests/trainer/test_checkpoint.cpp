@@ -149,6 +149,41 @@ TEST_P(ResumeOnDevice, IsBitIdenticalToAnUninterruptedRun) {
   }
 }
 
+// The same with 2 accumulated micro-batches per step and emulated fp16, whose loss scaler (with a short
+// window, so that its scale moves) resumes from the checkpoint exactly.
+TEST(Checkpoint, ResumeWithAccumulationAndLossScalingIsBitIdentical) {
+  std::string dir = test::temp_dir("resume-accumulate");
+  Config c = small({"train.epochs=2", "train.deterministic=true", "model.name=resnet8", "train.accumulate_steps=2",
+                    "train.precision=fp16", "train.loss_scale_window=3"});
+  std::vector<std::string> straight;
+  TrainingState end;
+  {
+    Trainer t(c, dir + "/straight");
+    ASSERT_EQ(t.train(""), 0);
+    straight = state_bytes(t);
+    end = verify_checkpoint(t.checkpoints().list().at(0)).state;  // the newest: after the last epoch
+  }
+  // The scale moved both ways (doubled every 3 clean steps, halved on overflows), so resuming it matters.
+  EXPECT_TRUE(end.loss_scaling);
+  EXPECT_GT(end.loss_scale_skipped, 0);
+  EXPECT_NE(end.loss_scale, 65536.0);
+  for (int64_t stop : {8, 5}) {  // at the epoch boundary (8 steps of 2 micro-batches), and mid-epoch
+    std::string run = dir + "/stopped-at-" + std::to_string(stop);
+    {
+      Trainer t(c, run);
+      t.set_stop_at_step(stop);
+      ASSERT_EQ(t.train(""), kExitPreempted);
+    }
+    Trainer t(c, run);
+    ASSERT_EQ(t.train("auto"), 0);
+    EXPECT_TRUE(state_bytes(t) == straight) << "resuming at step " << stop << " changed the result";
+    const TrainingState s = verify_checkpoint(t.checkpoints().list().at(0)).state;
+    EXPECT_EQ(s.loss_scale, end.loss_scale) << "resuming at step " << stop;
+    EXPECT_EQ(s.loss_scale_good_steps, end.loss_scale_good_steps);
+    EXPECT_EQ(s.loss_scale_skipped, end.loss_scale_skipped);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, ResumeOnDevice, ::testing::Values("cpu", "cpu-strict"),
                          [](const auto& info) { return info.param == "cpu" ? std::string("cpu") : "cpu_strict"; });
 

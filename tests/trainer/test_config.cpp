@@ -79,6 +79,9 @@ TEST(Config, OutOfRangeValuesAreNamed) {
                         Case{"train.device=gpu", "train.device must be cpu, cuda or cpu-strict, got 'gpu'"},
                         Case{"comm.backend=gloo", "comm.backend must be auto, mpi or nccl, got 'gloo'"},
                         Case{"comm.check=never", "comm.check must be step or collective, got 'never'"},
+                        Case{"train.loss_scale_init=0.5", "train.loss_scale_init must be in [1, 2^24]"},
+                        Case{"train.loss_scale_window=0", "train.loss_scale_window must be at least 1"},
+                        Case{"train.accumulate_steps=0", "train.accumulate_steps must be at least 1"},
                         Case{"checkpoint.keep=0", "checkpoint.keep must be at least 1"}}) {
     std::string e = error_of(valid_yaml(), {c.override_});
     EXPECT_NE(e.find(c.expect), std::string::npos) << c.override_ << " gave: " << e;
@@ -115,6 +118,23 @@ TEST(Config, BatchMustSplitOverTheRanks) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(e.message().find("train.batch_size 100 does not split evenly over 3 ranks"), std::string::npos)
+        << e.message();
+  }
+  Config k = parse_config(valid_yaml(), "exp.yaml", {"train.batch_size=96", "train.accumulate_steps=4"});
+  k.validate_for_world(2);  // 2 ranks x 4 micro-batches of 12
+  try {
+    k.validate_for_world(5);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("does not split evenly over 5 ranks"), std::string::npos) << e.message();
+  }
+  Config odd = parse_config(valid_yaml(), "exp.yaml", {"train.batch_size=96", "train.accumulate_steps=5"});
+  try {
+    odd.validate_for_world(2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("does not split into 2 ranks x 5 micro-batches (train.accumulate_steps)"),
+              std::string::npos)
         << e.message();
   }
 }

@@ -35,18 +35,18 @@ TEST(LossScaling, AnInfOnOneRankSkipsTheSameStepOnEveryRank) {
   comm::GradReducer reducer(*graph, *planes.data, comm::ReducerOptions{});
   const int64_t inject_at = 2;
   int64_t step_no = 0;
-  // Rank 1 overwrites the last layer's weight gradient with inf at step 2, after its backward.
-  graph->set_backward_hook([&](size_t layer) {
+  trainer::LossScaler scaler(trainer::LossScaleOptions{});
+  trainer::TrainStep step(*graph, sgd, trainer::StepPlanes{&reducer, planes.control.get(), planes.record.get(), 2}, 10,
+                          0.f, &scaler);
+  // Rank 1 overwrites the last layer's weight gradient with inf at step 2, after its backward and before
+  // its all-reduce.
+  step.set_gradient_hook([&](size_t layer) {
     if (w.rank() == 1 && step_no == inject_at && layer == graph->num_layers() - 1) {
       ops::Tensor g = graph->grads().view(graph->layer_params(layer).front());
       std::vector<float> v(static_cast<size_t>(g.numel()), std::numeric_limits<float>::infinity());
       ops::from_host(*backend, ops::Tensor::wrap(v.data(), g.shape(), ops::DType::f32), g);
     }
-    reducer.on_layer_done(layer);
   });
-  trainer::LossScaler scaler(trainer::LossScaleOptions{});
-  trainer::TrainStep step(*graph, sgd, trainer::StepPlanes{&reducer, planes.control.get(), planes.record.get(), 2}, 10,
-                          0.f, &scaler);
 
   std::mt19937 rng(11 + w.rank());
   std::normal_distribution<float> normal;
