@@ -163,6 +163,8 @@ void visit(C& c, V& v) {
   v.field("loss_scale_init", c.train.loss_scale_init);
   v.field("loss_scale_window", c.train.loss_scale_window);
   v.field("accumulate_steps", c.train.accumulate_steps);
+  v.field("optimizer", c.train.optimizer);
+  v.field("lars_trust", c.train.lars_trust);
   v.field("device", c.train.device);
   v.field("deterministic", c.train.deterministic);
   v.field("tf32", c.train.tf32);
@@ -302,6 +304,9 @@ void validate(const Config& c) {
               "must be at least 1");
   check_range(t.accumulate_steps >= 1, c, "train.accumulate_steps", std::to_string(t.accumulate_steps),
               "must be at least 1");
+  check_range(t.optimizer == "sgd" || t.optimizer == "lars", c, "train.optimizer", "'" + t.optimizer + "'",
+              "must be sgd or lars");
+  check_range(t.lars_trust > 0, c, "train.lars_trust", std::to_string(t.lars_trust), "must be positive");
   check_range(t.device == "cpu" || t.device == "cuda" || t.device == "cpu-strict", c, "train.device",
               "'" + t.device + "'", "must be cpu, cuda or cpu-strict");
   check_range(t.threads >= 0, c, "train.threads", t.threads, "must not be negative");

@@ -53,6 +53,8 @@ struct TrainConfig {
   std::string precision = "fp32";       // fp32 | bf16 | fp16 (mixed precision with fp32 master weights)
   double loss_scale_init = 65536;       // mixed precision: the dynamic loss scale's start (2^16)
   int64_t loss_scale_window = 2000;     // clean steps before it doubles
+  std::string optimizer = "sgd";        // sgd | lars (layer-wise adaptive rate scaling, for batches of 8k and more)
+  double lars_trust = 0.001;            // LARS trust coefficient η
   int64_t accumulate_steps = 1;         // micro-batches per optimizer step (batch_size stays the step's global batch)
   std::string device = "cpu";           // cpu | cuda | cpu-strict (the CPU kernels behind a device boundary: tests)
   bool deterministic = false;           // one compute thread, one decode thread, fixed kernel choices

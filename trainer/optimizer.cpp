@@ -1,5 +1,8 @@
 #include "trainer/optimizer.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace convoy::trainer {
 
 Sgd::Sgd(ops::Graph& graph, const SgdOptions& o)
@@ -19,12 +22,27 @@ Sgd::Sgd(ops::Graph& graph, const SgdOptions& o)
     else
       ranges_.push_back({begin, end - begin, d, {}, {}, {}});
   }
-  for (Range& r : ranges_) {
+  auto bind = [&](Range& r) {
     const ops::Shape n{static_cast<int64_t>(r.count)};
     r.w = graph.params().flat().view(r.offset_floats * 4, n);
     r.v = momentum_.flat().view(r.offset_floats * 4, n);
     r.g = graph.grads().flat().view(r.offset_floats * 4, n);
+  };
+  for (Range& r : ranges_) bind(r);
+  if (!o.lars) return;
+  CONVOY_CHECK(o.lars_trust > 0.f, "the LARS trust coefficient must be positive, got " << o.lars_trust);
+  size_t slots = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const bool adapt = entries[i].role == ops::ParamRole::weight;
+    LarsEntry e{{entries[i].offset / 4, entries[i].bytes / 4, adapt, {}, {}, {}}, adapt, adapt ? slots : 0};
+    if (adapt) slots += 2;
+    bind(e.r);
+    lars_.push_back(e);
   }
+  ops::Backend& be = graph.backend();
+  norms_ = ops::Tensor::empty(ops::Shape{static_cast<int64_t>(std::max<size_t>(slots, 1))}, ops::DType::f64,
+                              be.allocator());
+  norms_host_ = ops::Tensor::empty(norms_.shape(), ops::DType::f64, be.staging_allocator());
 }
 
 bool Sgd::decays(size_t entry) const {
@@ -32,10 +50,36 @@ bool Sgd::decays(size_t entry) const {
 }
 
 void Sgd::step(float lr, float grad_scale) {
+  if (o_.lars) return lars_step(lr, grad_scale);
   ops::Backend& be = graph_.backend();
   for (Range& r : ranges_) {
     ops::SgdParams p{lr, o_.momentum, r.decay ? o_.weight_decay : 0.f, o_.nesterov, grad_scale};
     be.sgd_update(be.context(), p, r.w, r.v, r.g);
+  }
+}
+
+void Sgd::lars_step(float lr, float grad_scale) {
+  ops::Backend& be = graph_.backend();
+  ops::ExecContext& ctx = be.context();
+  for (LarsEntry& e : lars_) {
+    if (!e.adapt) continue;
+    ops::Tensor w = norms_.view(e.slot * 8, ops::Shape{1}), g = norms_.view((e.slot + 1) * 8, ops::Shape{1});
+    be.sum_squares(ctx, e.r.w, w);
+    be.sum_squares(ctx, e.r.g, g);
+  }
+  be.copy(ctx, norms_, norms_host_);
+  ctx.synchronize();
+  const double* n = norms_host_.host<double>();
+  for (LarsEntry& e : lars_) {
+    ops::SgdParams p{lr, o_.momentum, 0.f, o_.nesterov, grad_scale};  // excluded: no adaptation, no decay
+    if (e.adapt) {
+      const double w_norm = std::sqrt(n[e.slot]), g_norm = std::sqrt(n[e.slot + 1]) * std::fabs(grad_scale);
+      const double wd = o_.weight_decay;
+      const double trust = w_norm > 0 && g_norm > 0 ? o_.lars_trust * w_norm / (g_norm + wd * w_norm) : 1.0;
+      p.weight_decay = static_cast<float>(wd * trust);
+      p.grad_scale = static_cast<float>(grad_scale * trust);
+    }
+    be.sgd_update(ctx, p, e.r.w, e.r.v, e.r.g);
   }
 }
 

@@ -115,7 +115,8 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   graph_->set_dropout_seed(t.seed + static_cast<uint64_t>(rank_));  // each rank drops its own units
   if (!cfg_.model.init_from.empty()) load_weights(cfg_.model.init_from, *graph_);
   sgd_ = std::make_unique<Sgd>(*graph_, SgdOptions{static_cast<float>(t.momentum), static_cast<float>(t.weight_decay),
-                                                   t.nesterov, t.no_bias_decay});
+                                                   t.nesterov, t.no_bias_decay, t.optimizer == "lars",
+                                                   static_cast<float>(t.lars_trust)});
   if (size_ > 1) {
     comm::broadcast_model(*data_, *graph_);
     comm::check_startup_agreement(*control_, cfg_.hash(), *graph_);

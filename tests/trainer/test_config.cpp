@@ -82,6 +82,8 @@ TEST(Config, OutOfRangeValuesAreNamed) {
                         Case{"train.loss_scale_init=0.5", "train.loss_scale_init must be in [1, 2^24]"},
                         Case{"train.loss_scale_window=0", "train.loss_scale_window must be at least 1"},
                         Case{"train.accumulate_steps=0", "train.accumulate_steps must be at least 1"},
+                        Case{"train.optimizer=adam", "train.optimizer must be sgd or lars"},
+                        Case{"train.lars_trust=0", "train.lars_trust must be positive"},
                         Case{"checkpoint.keep=0", "checkpoint.keep must be at least 1"}}) {
     std::string e = error_of(valid_yaml(), {c.override_});
     EXPECT_NE(e.find(c.expect), std::string::npos) << c.override_ << " gave: " << e;
