@@ -17,6 +17,7 @@ packages=(
   libturbojpeg0-dev libopencv-imgproc-dev zlib1g-dev     # JPEG decode, resize, .gz
   dataset-fashion-mnist                                  # the quickstart's data
   python3-h5py python3-numpy python3-pil                 # format examples and test helpers
+  python3-matplotlib                                     # the tricks table's curves
   python3-torch python3-torchvision                      # PyTorch interop tools and their tests
   slurm-wlm munge                                        # the Slurm tests
   libtcmalloc-minimal4                                   # the PyTorch comparison runs with it
