@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The quickstart's recipe trained for 2 epochs on 2 ranks in fp32 and in emulated fp16 (with dynamic
-# loss scaling): fp16 lands within 0.5 points of top-1 of fp32, and its progress line and metrics show
-# the loss scale and the skipped steps.
+# loss scaling): fp16 trains as fp32 does, and its progress line and metrics show the loss scale and the
+# skipped steps. The bound is 1.5 points of top-1: at 2 epochs the accuracy is still climbing and the two
+# runs' trajectories part at the first rounding, so seeds alone move the gap by about a point (seeds 1, 2,
+# 3 on an AVX-512 machine: 0.43, 1.06, 0.31). The 10-epoch quickstart is within 0.5 (91.86 vs 91.42 %).
 source "$(dirname "$0")/common.sh" "$1" "$2"
 fashion_mnist
 cfg=$SRC/configs/fashion_mnist_quickstart.yaml
@@ -15,8 +17,8 @@ a=$(top1 "$WORK/fp32.log")
 b=$(top1 "$WORK/fp16.log")
 echo "top-1 after 2 epochs: fp32 $a %, fp16 (emulated) $b %"
 [[ -n $a && -n $b ]] || fail "no top-1 in the logs"
-awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.5) }' ||
-  fail "fp16 top-1 $b % is more than 0.5 points from fp32's $a %"
+awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1.5) }' ||
+  fail "fp16 top-1 $b % is more than 1.5 points from fp32's $a %"
 grep -q 'scale [0-9]* skipped [0-9]*' "$WORK/fp16.log" || { cat "$WORK/fp16.log"; fail "no loss scale in the progress line"; }
 grep -q '"loss_scale":' "$WORK/fp16/metrics.jsonl" || fail "no loss scale in metrics.jsonl"
 if grep -q 'scale ' "$WORK/fp32.log"; then fail "fp32 shows a loss scale"; fi
