@@ -3,6 +3,8 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -161,6 +163,16 @@ void CpuBackend::sum_squares(ExecContext&, const Tensor& x, Tensor& out) {
   out.data_as<double>()[0] = s;
 }
 
+// f(begin, end) over [0, n) split into one chunk per thread; on one thread, or for a small n, a plain call:
+// an OpenMP region costs a heap allocation per call in libgomp when the team has one thread.
+template <typename F>
+void CpuBackend::in_chunks(int64_t n, F f) const {
+  if (threads_ == 1 || n <= 16384) return f(0, n);
+  const int64_t parts = threads_, per = (n + parts - 1) / parts;
+#pragma omp parallel for schedule(static) num_threads(threads_)
+  for (int64_t t = 0; t < parts; ++t) f(t * per, std::min(n, (t + 1) * per));
+}
+
 void CpuBackend::round_to(ExecContext&, const Tensor& src, Tensor& dst, DType storage) {
   check_device(src, device(), "rounding", "the source");
   check_device(dst, device(), "rounding", "the destination");
@@ -169,26 +181,24 @@ void CpuBackend::round_to(ExecContext&, const Tensor& src, Tensor& dst, DType st
                "rounding emulates f16 or bf16 storage, not " << dtype_name(storage));
   const float* s = src.data_as<float>();
   float* d = dst.data_as<float>();
-  const int64_t n = src.numel();
-  if (storage == DType::f16) {
+  const bool f16 = storage == DType::f16;
+  auto round_range = [=](int64_t begin, int64_t end) {
+    int64_t i = begin;
+    if (f16) {
 #if defined(__F16C__)
-    // The processor's conversion (round to nearest even, IEEE half with subnormals and infinities; it
-    // ignores MXCSR's flush-to-zero) on 8 values at a time; the shared math for the tail.
-    const int64_t vec = n / 8 * 8;
-#pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < vec; i += 8) {
-      const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      _mm256_storeu_ps(d + i, _mm256_cvtph_ps(h));
-    }
-    for (int64_t i = vec; i < n; ++i) d[i] = math::f16_to_f32(math::f32_to_f16(s[i]));
-#else
-#pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; ++i) d[i] = math::f16_to_f32(math::f32_to_f16(s[i]));
+      // The processor's conversion (round to nearest even, IEEE half with subnormals and infinities; it
+      // ignores MXCSR's flush-to-zero) on 8 values at a time; the shared math for the tail.
+      for (; i + 8 <= end; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(h));
+      }
 #endif
-  } else {
-#pragma omp parallel for simd schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; ++i) d[i] = math::bf16_to_f32(math::f32_to_bf16(s[i]));
-  }
+      for (; i < end; ++i) d[i] = math::f16_to_f32(math::f32_to_f16(s[i]));
+    } else {
+      for (; i < end; ++i) d[i] = math::bf16_to_f32(math::f32_to_bf16(s[i]));
+    }
+  };
+  in_chunks(src.numel(), round_range);
 }
 
 void CpuBackend::check_finite(ExecContext&, const Tensor& x, Tensor& flag) {
@@ -196,11 +206,13 @@ void CpuBackend::check_finite(ExecContext&, const Tensor& x, Tensor& flag) {
   check_device(flag, device(), "finiteness check", "the flag");
   CONVOY_CHECK(flag.numel() == 1, "the finiteness flag is one i32 element, got " << flag.shape().str());
   const float* p = x.data_as<float>();
-  const int64_t n = x.numel();
-  int bad = 0;
-#pragma omp parallel for reduction(| : bad) schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) bad |= std::isfinite(p[i]) ? 0 : 1;
-  if (bad) flag.data_as<int32_t>()[0] = 1;
+  std::atomic<int> bad{0};
+  in_chunks(x.numel(), [&](int64_t begin, int64_t end) {
+    int b = 0;
+    for (int64_t i = begin; i < end; ++i) b |= std::isfinite(p[i]) ? 0 : 1;
+    if (b) bad.store(1);
+  });
+  if (bad.load()) flag.data_as<int32_t>()[0] = 1;
 }
 
 void CpuBackend::add_into(ExecContext&, const Tensor& src, Tensor& dst) {

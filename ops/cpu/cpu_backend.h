@@ -75,6 +75,9 @@ class CpuBackend final : public Backend {
   void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
 
  private:
+  template <typename F>
+  void in_chunks(int64_t n, F f) const;
+
   int threads_;
   dnnl::engine engine_;
   CpuContext ctx_;
