@@ -20,15 +20,8 @@ while (($#)); do
   esac
 done
 tools/setup.sh --target convoy
-src=/usr/share/datasets/fashion-mnist
+tools/fashion_mnist_data.sh
 data=data/fashion-mnist
-if [[ ! -f "$data/index.json" ]] || ! build/convoy inspect "$data" >/dev/null 2>&1; then
-  rm -rf "$data"
-  build/convoy convert idx --images "$src/train-images-idx3-ubyte.gz" --labels "$src/train-labels-idx1-ubyte.gz" \
-    --out "$data" --split train
-  build/convoy convert idx --images "$src/t10k-images-idx3-ubyte.gz" --labels "$src/t10k-labels-idx1-ubyte.gz" \
-    --out "$data" --split val
-fi
 mkdir -p "$out"
 
 # Every row: a name, then the --set options that row adds to the one above (row 2 starts over at batch
