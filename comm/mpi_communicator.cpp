@@ -135,11 +135,7 @@ class MpiCommunicator final : public Communicator {
     return queue_->submit(std::move(j));
   }
 
-  // The status with the step's record, as a diagnosis reports it.
-  Status with_record(Status s) const {
-    if (o_.record) std::strncpy(s.record, o_.record->summary().text.c_str(), sizeof(s.record) - 1);
-    return s;
-  }
+  Status with_record(const Status& s) const { return comm::with_record(s, o_.record.get()); }
 
   // Polls a request until it completes; past the timeout, or soon after a stop request, diagnoses.
   void wait_for(MPI_Request& req, const Job& j, const char* phase) {
@@ -173,13 +169,7 @@ class MpiCommunicator final : public Communicator {
     std::vector<Status> all(static_cast<size_t>(size_));
     MPI_CHECK(MPI_Iallgather(&j.status, sizeof(Status), MPI_BYTE, all.data(), sizeof(Status), MPI_BYTE, data_, &req));
     wait_for(req, j, "comparing collectives");
-    std::map<std::string, std::vector<int>> groups;
-    for (const Status& s : all) groups[describe(s) + " at step " + std::to_string(s.step)].push_back(s.rank);
-    std::ostringstream os;
-    os << "ranks issued different collectives (a rank skipped or added one):";
-    for (const auto& [where, ranks] : groups) os << " " << rank_list(ranks) << " at " << where << ";";
-    os << " the job cannot continue";
-    CONVOY_FAIL(os.str());
+    CONVOY_FAIL(mismatch_message(all));
   }
 
   // Runs on the communication thread; returns when the data transfer started.

@@ -1,6 +1,7 @@
 #include "comm/mpi_watchdog.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <sstream>
 #include <vector>
@@ -13,6 +14,21 @@ namespace convoy::comm {
 namespace {
 constexpr int kStatusTag = 7001;
 }  // namespace
+
+Status with_record(Status s, const StepRecord* record) {
+  if (record) std::strncpy(s.record, record->summary().text.c_str(), sizeof(s.record) - 1);
+  return s;
+}
+
+std::string mismatch_message(const std::vector<Status>& all) {
+  std::map<std::string, std::vector<int>> groups;
+  for (const Status& s : all) groups[describe(s) + " at step " + std::to_string(s.step)].push_back(s.rank);
+  std::ostringstream os;
+  os << "ranks issued different collectives (a rank skipped or added one):";
+  for (const auto& [where, ranks] : groups) os << " " << rank_list(ranks) << " at " << where << ";";
+  os << " the job cannot continue";
+  return os.str();
+}
 
 std::string describe(const Status& s) {
   std::ostringstream os;

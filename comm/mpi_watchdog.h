@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "comm/mpi_queue.h"
 
@@ -24,6 +25,11 @@ namespace convoy::comm {
 
 // "data-plane collective #3 'all-reduce of gradient bucket 1'"
 std::string describe(const Status& s);
+
+// s with the step's record (its summary), as a diagnosis reports it; record may be null.
+Status with_record(Status s, const StepRecord* record);
+// The error when ranks disagree on the next collective (CheckMode::collective), from every rank's status.
+std::string mismatch_message(const std::vector<Status>& all);
 
 // The message for a collective that did not finish: exchanges statuses with every other rank on `diag`.
 // context: "" or what happened around it (" after the launcher asked this rank to stop").

@@ -307,19 +307,10 @@ class NcclCommunicator final : public Communicator {
     if (range[0] == -range[1]) return;
     std::vector<Status> all(static_cast<size_t>(size_));
     MPI_CHECK(MPI_Allgather(&st, sizeof(Status), MPI_BYTE, all.data(), sizeof(Status), MPI_BYTE, diag_));
-    std::map<std::string, std::vector<int>> groups;
-    for (const Status& s : all) groups[describe(s) + " at step " + std::to_string(s.step)].push_back(s.rank);
-    std::ostringstream os;
-    os << "ranks issued different collectives (a rank skipped or added one):";
-    for (const auto& [where, ranks] : groups) os << " " << rank_list(ranks) << " at " << where << ";";
-    os << " the job cannot continue";
-    CONVOY_FAIL(os.str());
+    CONVOY_FAIL(mismatch_message(all));
   }
 
-  Status with_record(Status s) const {
-    if (o_.record) std::strncpy(s.record, o_.record->summary().text.c_str(), sizeof(s.record) - 1);
-    return s;
-  }
+  Status with_record(const Status& s) const { return comm::with_record(s, o_.record.get()); }
 
   void abort_comm() {
     if (!failed_.exchange(true) && comm_) ncclCommAbort(comm_), comm_ = nullptr;
