@@ -104,11 +104,31 @@ void Graph::set_emulated_storage(DType storage) {
   CONVOY_CHECK(!set_up_, "graph '" << name_ << "': the emulated storage is chosen before setup()");
   CONVOY_CHECK(storage == DType::f32 || storage == DType::f16 || storage == DType::bf16,
                "emulated storage is f16 or bf16 (or f32: none), not " << dtype_name(storage));
+  CONVOY_CHECK(storage == DType::f32 || compute_ == DType::f32,
+               "graph '" << name_ << "': emulated " << dtype_name(storage) << " storage and native "
+                         << dtype_name(compute_) << " compute exclude each other");
   storage_ = storage;
 }
 
+void Graph::set_compute_dtype(DType dtype) {
+  CONVOY_CHECK(!set_up_, "graph '" << name_ << "': the compute dtype is chosen before setup()");
+  CONVOY_CHECK(dtype == DType::f32 || dtype == DType::f16 || dtype == DType::bf16,
+               "the compute dtype is f32, f16 or bf16, not " << dtype_name(dtype));
+  CONVOY_CHECK(dtype == DType::f32 || storage_ == DType::f32,
+               "graph '" << name_ << "': native " << dtype_name(dtype) << " compute and emulated "
+                         << dtype_name(storage_) << " storage exclude each other");
+  compute_ = dtype;
+}
+
+Tensor Graph::compute_view(size_t param) const {
+  const ArenaEntry& e = param_layout_.entry(param);
+  const size_t scale = dtype_size(DType::f32) / dtype_size(compute_);
+  const Shape shape = e.packing ? Shape{static_cast<int64_t>(e.bytes / dtype_size(DType::f32))} : e.shape;
+  return compute_weights_.view(e.offset / scale, shape, compute_);
+}
+
 bool Graph::rounds(size_t param) const {
-  if (storage_ == DType::f32) return false;
+  if (storage_ == DType::f32 && compute_ == DType::f32) return false;
   const ParamRole r = param_layout_.entry(param).role;
   return r == ParamRole::weight || r == ParamRole::bias;
 }
@@ -130,6 +150,7 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
     in_shapes.clear();
     for (int in : n.inputs) in_shapes.push_back(in < 0 ? input : nodes_[static_cast<size_t>(in)].shape);
     try {
+      n.layer->set_dtype(compute_);
       n.shape = n.layer->infer(in_shapes);
       if (backend) n.layer->build(*backend);
     } catch (const Error& e) {
@@ -150,18 +171,30 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
     compute_params_ = Arena(param_layout_, alloc);
     rounded_input_ = Tensor::empty(input, DType::f32, alloc);
   }
+  if (compute_ != DType::f32) {
+    const int64_t elems = params_.flat().numel();
+    compute_weights_ = Tensor::empty(Shape{elems}, compute_, alloc);
+    compute_input_ = Tensor::empty(input, compute_, alloc);
+  }
   for (Node& n : nodes_) {
     std::vector<Tensor> p, g, b;
     for (size_t i : n.params) {
-      p.push_back(rounds(i) ? compute_params_.view(i) : params_.view(i));
+      if (!rounds(i))
+        p.push_back(params_.view(i));
+      else
+        p.push_back(compute_ != DType::f32 ? compute_view(i) : compute_params_.view(i));
       g.push_back(grads_.view(i));
     }
     for (size_t i : n.buffers) b.push_back(buffers_.view(i));
     n.layer->bind(std::move(p), std::move(g), std::move(b));
-    n.out = Tensor::empty(n.shape, DType::f32, alloc);
-    n.dout = Tensor::empty(n.shape, DType::f32, alloc);
+    n.out = Tensor::empty(n.shape, compute_, alloc);
+    n.dout = Tensor::empty(n.shape, compute_, alloc);
   }
-  if (want_input_grad_) input_grad_ = Tensor::empty(input, DType::f32, alloc);
+  if (compute_ != DType::f32) {
+    output_f32_ = Tensor::empty(output_shape(), DType::f32, alloc);
+    output_grad_f32_ = Tensor::empty(output_shape(), DType::f32, alloc);
+  }
+  if (want_input_grad_) input_grad_ = Tensor::empty(input, compute_, alloc);
   plan_gradients();
 }
 
@@ -219,6 +252,13 @@ const Tensor& Graph::forward(const Tensor& input) {
     Tensor compute = compute_params_.flat();
     backend_->round_to(ctx, master, compute, storage_);
   }
+  if (compute_ != DType::f32) {
+    ExecContext& ctx = backend_->context();
+    backend_->cast(ctx, input, compute_input_);
+    input_ = compute_input_;
+    // The compute copies of the (just updated) master weights; BN entries and padding come along unused.
+    backend_->cast(ctx, params_.flat(), compute_weights_);
+  }
   RunContext rc{backend_->context(), training_, seed_, step_};
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
@@ -232,12 +272,15 @@ const Tensor& Graph::forward(const Tensor& input) {
     if (observer_) observer_->end(i, false);
   }
   if (training_) ++step_;
-  return nodes_[static_cast<size_t>(output_)].out;
+  const Tensor& out = nodes_[static_cast<size_t>(output_)].out;
+  if (compute_ == DType::f32) return out;
+  backend_->cast(backend_->context(), out, output_f32_);
+  return output_f32_;
 }
 
 Tensor& Graph::output_grad() {
   CONVOY_CHECK(backend_, "graph '" << name_ << "' has no backend");
-  return nodes_[static_cast<size_t>(output_)].dout;
+  return compute_ == DType::f32 ? nodes_[static_cast<size_t>(output_)].dout : output_grad_f32_;
 }
 
 void Graph::backward() {
@@ -245,6 +288,7 @@ void Graph::backward() {
   // The dropout masks of this backward are those of the forward just run.
   RunContext rc{backend_->context(), training_, seed_, step_ - 1};
   round(nodes_[static_cast<size_t>(output_)].dout);  // the loss gradient, as a half tensor holds it
+  if (compute_ != DType::f32) backend_->cast(rc.ctx, output_grad_f32_, nodes_[static_cast<size_t>(output_)].dout);
   for (size_t i = nodes_.size(); i-- > 0;) {
     Node& n = nodes_[i];
     if (observer_) observer_->begin(i, true);

@@ -43,10 +43,17 @@ class Graph {
   // a numerics check, not a speed-up.
   void set_emulated_storage(DType storage);
   DType emulated_storage() const { return storage_; }
+  // Native mixed precision (bf16 on a CPU with bf16 arithmetic), before setup(): every layer's kernels run
+  // in `dtype`, and activations and activation gradients are stored in it; convolution and linear weights
+  // and biases are used through `dtype` copies of the fp32 master weights (cast at every forward), while
+  // their gradients, BN's γ, β and statistics stay fp32. The graph's input, output and output gradient
+  // stay f32 tensors (cast at the edges), so callers see no difference. Not with emulated storage.
+  void set_compute_dtype(DType dtype);
+  DType compute_dtype() const { return compute_; }
   // Also compute the gradient with respect to the graph's input (for tests and input attribution);
   // call before setup().
   void set_input_grad(bool on) { want_input_grad_ = on; }
-  const Tensor& input_grad() const { return input_grad_; }
+  const Tensor& input_grad() const { return input_grad_; }  // in the compute dtype
   // Fills parameters and buffers as PyTorch initializes them (per layer's InitKind), from `seed`.
   void init_params(uint64_t seed);
 
@@ -102,7 +109,7 @@ class Graph {
   // host tensor in the plain layout.
   Tensor export_entry(const Arena& arena, size_t i) const;
   void import_entry(const Arena& arena, size_t i, const Tensor& host);
-  // An activation (layer output) and its gradient, as the backend holds them.
+  // An activation (layer output) and its gradient, as the backend holds them (in the compute dtype).
   const Tensor& activation(size_t layer) const { return nodes_[layer].out; }
   const Tensor& activation_grad(size_t layer) const { return nodes_[layer].dout; }
   void write(const std::string& name, const Tensor& host);
@@ -122,7 +129,7 @@ class Graph {
   };
 
   int find(const std::string& edge) const;  // node index, -1 for the input
-  bool rounds(size_t param) const;          // used through a rounded copy (emulated storage)
+  bool rounds(size_t param) const;          // used through a compute copy (emulated storage, mixed precision)
   void round(Tensor& t);                    // in place to the emulated storage (nothing in f32)
   void fuse_relus();
   void plan_gradients();
@@ -141,8 +148,14 @@ class Graph {
   ArenaLayout param_layout_, buffer_layout_;
   Arena params_, grads_, buffers_;
   DType storage_ = DType::f32;
+  DType compute_ = DType::f32;
   Arena compute_params_;  // the rounded copies of weights and biases (emulated storage only)
   Tensor rounded_input_;
+  // Mixed precision: the whole parameter arena cast to the compute dtype (element k of the f32 arena is
+  // element k here, so entry i starts at half its byte offset); the input in the compute dtype; the f32
+  // output and output gradient callers see.
+  Tensor compute_weights_, compute_input_, output_f32_, output_grad_f32_;
+  Tensor compute_view(size_t param) const;
   std::function<void(size_t)> hook_;
   Observer* observer_ = nullptr;
 };

@@ -56,6 +56,12 @@ class Layer {
   virtual void backward(const RunContext& rc, std::span<const Tensor* const> x, const Tensor& y, const Tensor& dy,
                         std::span<Tensor* const> dx, std::span<const bool> accumulate) = 0;
 
+  // The element type of the activations and activation gradients this layer reads and writes, and of the
+  // weight copies it computes with (f32, or bf16/f16 under mixed precision); the graph sets it before
+  // build(). Parameter gradients, BN parameters and statistics stay f32.
+  void set_dtype(DType t) { dtype_ = t; }
+  DType dtype() const { return dtype_; }
+
   // The graph binds views of the arenas in declaration order.
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads, std::vector<Tensor> buffers) {
     params_ = std::move(params);
@@ -70,6 +76,7 @@ class Layer {
 
  private:
   std::vector<Tensor> params_, grads_, buffers_;
+  DType dtype_ = DType::f32;
 };
 
 // --- the layers (ops/layers/*.cpp) ---

@@ -101,6 +101,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   if (precision.loss_scaling) scaler = std::make_unique<LossScaler>(LossScaleOptions{});
   auto graph = ops::make_model(a.model, {classes, channels, false});
   graph->set_emulated_storage(precision.emulated);
+  graph->set_compute_dtype(precision.compute);
   graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
   graph->init_params(a.seed);
   Sgd sgd(*graph, SgdOptions{0.9f, 1e-4f, false, false});

@@ -21,13 +21,13 @@ PrecisionPlan plan_precision(const std::string& precision, const ops::Backend& b
   }
   if (precision == "bf16") {
     if (gpu) CONVOY_FAIL("precision bf16: the CUDA backend's bf16 kernels are not written yet; use fp32");
-    CONVOY_FAIL("precision bf16: "
-                << (ops::cpu_has_bf16()
-                        ? "this processor supports bf16 (oneDNN ISA " + ops::cpu_isa() +
-                              "), but convoy's bf16 CPU kernels are not written yet"
-                        : "this processor has no bf16 arithmetic (oneDNN ISA " + ops::cpu_isa() +
-                              "; bf16 needs AVX-512 BF16 or AMX)")
-                << "; use fp32, or fp16 (an exact emulation on the CPU)");
+    CONVOY_CHECK(ops::cpu_has_bf16(), "precision bf16: this processor has no bf16 arithmetic (oneDNN ISA "
+                                          << ops::cpu_isa()
+                                          << "; bf16 needs AVX-512 BF16 or AMX); use fp32, or fp16 (an exact "
+                                             "emulation on the CPU)");
+    p.compute = ops::DType::bf16;
+    p.describe = "bf16 (oneDNN bf16 kernels on " + ops::cpu_isa() + ", fp32 master weights)";
+    return p;
   }
   CONVOY_FAIL("unknown precision '" << precision << "': use fp32, fp16 or bf16");
 }

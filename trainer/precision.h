@@ -2,7 +2,10 @@
 //   fp32  plain fp32 (no loss scaling);
 //   fp16  on the CPU an exact emulation of fp16 storage (ops::Graph::set_emulated_storage) with dynamic
 //         loss scaling: the CPU reference of GPU fp16 training, a numerics check and not a speed-up;
-//   bf16  native bf16 kernels: not in this version (refused, naming the processor's ISA on the CPU).
+//   bf16  native bf16 kernels with fp32 master weights (ops::Graph::set_compute_dtype): on the CPU through
+//         oneDNN where the processor has AVX-512 BF16 or AMX (refused elsewhere, naming the ISA found). No
+//         loss scaling: bf16 has fp32's exponent range, so gradients do not underflow (as PyTorch's bf16
+//         autocast, which uses no GradScaler).
 #pragma once
 
 #include <string>
@@ -13,6 +16,7 @@ namespace convoy::trainer {
 
 struct PrecisionPlan {
   ops::DType emulated = ops::DType::f32;  // the storage the graph emulates (f32: none)
+  ops::DType compute = ops::DType::f32;   // the dtype the graph's kernels run in (f32: plain fp32)
   bool loss_scaling = false;              // dynamic loss scaling (trainer/loss_scale.h)
   std::string describe;                   // "fp32", "fp16 (emulated storage on cpu)"
 };

@@ -110,6 +110,7 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   graph_ = ops::make_model(cfg_.model.name, {classes_, channels, cfg_.model.zero_gamma});
   const ops::Shape input{local_batch_, train_data_->height(), train_data_->width(), channels};
   graph_->set_emulated_storage(precision_.emulated);
+  graph_->set_compute_dtype(precision_.compute);
   graph_->setup(backend_.get(), input);
   graph_->init_params(t.seed);
   graph_->set_dropout_seed(t.seed + static_cast<uint64_t>(rank_));  // each rank drops its own units

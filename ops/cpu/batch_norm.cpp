@@ -12,7 +12,8 @@ using namespace dnnl;
 class CpuBatchNorm final : public BatchNormKernel {
  public:
   CpuBatchNorm(CpuBackend& be, const BatchNormSpec& s) : s_(s), eng_(be.engine()) {
-    auto data = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
+    check_compute_dtype(s.dtype, "batch normalization");
+    auto data = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);  // statistics, γ and β stay f32
     auto stat = memory::desc({s.C}, dt::f32, tag::x);
     auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
     if (s.fuse_relu) flags |= normalization_flags::fuse_norm_relu;
@@ -102,7 +103,7 @@ class CpuBatchNorm final : public BatchNormKernel {
                 bool accumulate_dx, Tensor& dgamma, Tensor& dbeta) override {
     char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
     // oneDNN's backward always produces dx; when the caller needs none it lands in the workspace.
-    float* out = (!dx || accumulate_dx) ? reinterpret_cast<float*>(ws + off_dx_) : static_cast<float*>(dx->data());
+    void* out = (!dx || accumulate_dx) ? ws + off_dx_ : dx->data();
     bwd_.set(DNNL_ARG_SRC, x.data());
     bwd_.set(DNNL_ARG_DIFF_DST, dy.data());
     bwd_.set(DNNL_ARG_DIFF_SRC, out);
@@ -115,7 +116,7 @@ class CpuBatchNorm final : public BatchNormKernel {
     if (s_.fuse_relu) bwd_.set(DNNL_ARG_WORKSPACE, saved.data());
     bwd_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
     bwd_.run(cpu_ctx(ctx).stream());
-    if (dx && accumulate_dx) write_or_accumulate(static_cast<float*>(dx->data()), out, static_cast<size_t>(dx->numel()), true);
+    if (dx && accumulate_dx) write_or_accumulate(dx->data(), out, static_cast<size_t>(dx->numel()), true, dx->dtype());
   }
 
   std::vector<std::string> implementations() const override {

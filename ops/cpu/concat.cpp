@@ -3,13 +3,14 @@
 #include <cstring>
 
 #include "ops/cpu/cpu_backend.h"
+#include "ops/math/elementwise.h"
 
 namespace convoy::ops::cpu {
 namespace {
 
 class CpuConcat final : public ConcatKernel {
  public:
-  explicit CpuConcat(std::span<const Shape> inputs) {
+  CpuConcat(std::span<const Shape> inputs, DType t) : dtype_(t), es_(dtype_size(t)) {
     CONVOY_CHECK(!inputs.empty(), "a concatenation needs at least one input");
     const Shape& first = inputs[0];
     CONVOY_CHECK(first.rank() == 4, "concatenation takes (N, H, W, C) inputs, got " << first.str());
@@ -23,31 +24,35 @@ class CpuConcat final : public ConcatKernel {
   }
 
   void forward(ExecContext&, std::span<const Tensor* const> xs, Tensor& y) override {
-    float* out = static_cast<float*>(y.data());
+    char* out = static_cast<char*>(y.data());
     int64_t c0 = 0;
     for (size_t i = 0; i < xs.size(); ++i) {
-      const float* in = static_cast<const float*>(xs[i]->data());
+      const char* in = static_cast<const char*>(xs[i]->data());
       const int64_t C = channels_[i], T = total_;
+      const size_t es = es_;
 #pragma omp parallel for schedule(static)
-      for (int64_t p = 0; p < pixels_; ++p) std::memcpy(out + p * T + c0, in + p * C, static_cast<size_t>(C) * 4);
+      for (int64_t p = 0; p < pixels_; ++p)
+        std::memcpy(out + (p * T + c0) * es, in + p * C * es, static_cast<size_t>(C) * es);
       c0 += C;
     }
   }
 
   void backward(ExecContext&, const Tensor& dy, std::span<Tensor* const> dxs, std::span<const bool> accumulate) override {
-    const float* g = static_cast<const float*>(dy.data());
     int64_t c0 = 0;
     for (size_t i = 0; i < dxs.size(); ++i) {
       const int64_t C = channels_[i], T = total_;
       if (dxs[i]) {
-        float* out = static_cast<float*>(dxs[i]->data());
-        if (accumulate[i]) {
+        if (accumulate[i] && dtype_ == DType::bf16)
+          add_slice(static_cast<const uint16_t*>(dy.data()), static_cast<uint16_t*>(dxs[i]->data()), C, T, c0);
+        else if (accumulate[i])
+          add_slice(static_cast<const float*>(dy.data()), static_cast<float*>(dxs[i]->data()), C, T, c0);
+        else {
+          const char* g = static_cast<const char*>(dy.data());
+          char* out = static_cast<char*>(dxs[i]->data());
+          const size_t es = es_;
 #pragma omp parallel for schedule(static)
           for (int64_t p = 0; p < pixels_; ++p)
-            for (int64_t c = 0; c < C; ++c) out[p * C + c] += g[p * T + c0 + c];
-        } else {
-#pragma omp parallel for schedule(static)
-          for (int64_t p = 0; p < pixels_; ++p) std::memcpy(out + p * C, g + p * T + c0, static_cast<size_t>(C) * 4);
+            std::memcpy(out + p * C * es, g + (p * T + c0) * es, static_cast<size_t>(C) * es);
         }
       }
       c0 += C;
@@ -57,6 +62,15 @@ class CpuConcat final : public ConcatKernel {
   std::vector<std::string> implementations() const override { return {"concat convoy:omp"}; }
 
  private:
+  // out (pixels, C) += g's channels [c0, c0 + C) of (pixels, T).
+  template <typename T_>
+  void add_slice(const T_* g, T_* out, int64_t C, int64_t T, int64_t c0) const {
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < pixels_; ++p)
+      for (int64_t c = 0; c < C; ++c) store_f32(out[p * C + c], load_f32(out[p * C + c]) + load_f32(g[p * T + c0 + c]));
+  }
+  DType dtype_;
+  size_t es_;
   int64_t pixels_ = 0, total_ = 0;
   std::vector<int64_t> channels_;
 };
@@ -64,8 +78,8 @@ class CpuConcat final : public ConcatKernel {
 }  // namespace
 
 std::unique_ptr<ConcatKernel> make_concat(CpuBackend&, std::span<const Shape> inputs, DType t) {
-  CONVOY_CHECK(t == DType::f32, "concatenation on the CPU supports f32, got " << dtype_name(t));
-  return std::make_unique<CpuConcat>(inputs);
+  check_compute_dtype(t, "concatenation");
+  return std::make_unique<CpuConcat>(inputs, t);
 }
 
 }  // namespace convoy::ops::cpu

@@ -1,5 +1,6 @@
 // Convolution on oneDNN: NHWC activations, weights in the layout oneDNN picks (format_tag::any). With
 // plain OIHW/OHWI weights oneDNN 2.6 falls back to its reference convolution, orders of magnitude slower.
+#include <cstdlib>
 #include <optional>
 
 #include "ops/cpu/im2col_weight_grad.h"
@@ -23,7 +24,9 @@ ConvOp build(CpuBackend& be, const ConvSpec& s) {
   memory::desc w_any(wdims, to_dnnl(s.dtype), tag::any);
   // goihw in memory is PyTorch's (K, C/groups, R, S).
   memory::desc w_plain(wdims, dt::f32, s.groups == 1 ? tag::oihw : tag::goihw);
+  check_compute_dtype(s.dtype, "convolution");
   memory::desc bias = s.bias ? memory::desc({s.K}, to_dnnl(s.dtype), tag::x) : memory::desc();
+  memory::desc dbias = s.bias ? memory::desc({s.K}, dt::f32, tag::x) : memory::desc();
   memory::dims strides{s.stride_h, s.stride_w}, dil{s.dilation_h - 1, s.dilation_w - 1}, pad{s.pad_h, s.pad_w};
   const engine& eng = be.engine();
   auto alg = algorithm::convolution_direct;
@@ -39,16 +42,28 @@ ConvOp build(CpuBackend& be, const ConvSpec& s) {
         return convolution_backward_data::primitive_desc(d, scratchpad_attr(), eng, hint);
       },
       [&](const memory::desc& w, const convolution_forward::primitive_desc& hint) {
-        auto d = convolution_backward_weights::desc(alg, src, w, bias, dst, strides, dil, pad, pad);
+        auto d = convolution_backward_weights::desc(alg, src, w, dbias, dst, strides, dil, pad, pad);
         return convolution_backward_weights::primitive_desc(d, scratchpad_attr(), eng, hint);
       });
+}
+
+// Where the bf16 weight gradient goes through im2col + matmul instead of oneDNN's direct kernel: small
+// output maps, whose direct kernel is slowest (measured on ResNet-18's stages, docs/precision.md).
+bool im2col_bf16(const ConvSpec& s) {
+  static const int64_t limit = [] {
+    const char* e = std::getenv("CONVOY_BF16_IM2COL_MAX_PIXELS");
+    return e ? std::atoll(e) : 16;
+  }();
+  return s.out_h() * s.out_w() <= limit;
 }
 
 class CpuConv final : public ConvKernel {
  public:
   CpuConv(CpuBackend& be, const ConvSpec& s) : op_(build(be, s)) {
-    if (s.groups == 1 && op_.backward_weights_impl().find("gemm") != std::string::npos)
+    if (s.groups == 1 && s.dtype == DType::f32 && op_.backward_weights_impl().find("gemm") != std::string::npos)
       im2col_.emplace(be, s, op_.weights_desc(), op_.workspace_bytes());
+    else if (s.dtype == DType::bf16 && im2col_bf16(s) && Im2colWeightGrad::bf16_fits(s))
+      im2col_.emplace(be, s, op_.master_desc(), op_.workspace_bytes());
   }
   std::shared_ptr<const PackedLayout> weight_layout() const override { return op_.weight_layout(); }
   void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
@@ -58,8 +73,7 @@ class CpuConv final : public ConvKernel {
                 bool accumulate_dx, Tensor& dw, Tensor* db) override {
     const void* g = op_.masked_grad(ctx, y, dy);
     if (im2col_)
-      im2col_->run(ctx, static_cast<const float*>(x.data()), static_cast<const float*>(g), dw.data(),
-                   db ? static_cast<float*>(db->data()) : nullptr);
+      im2col_->run(ctx, x.data(), g, dw.data(), db ? static_cast<float*>(db->data()) : nullptr);
     else
       op_.backward_weights(ctx, x, g, dw, db);
     if (dx) op_.backward_data(ctx, w, g, *dx, accumulate_dx);

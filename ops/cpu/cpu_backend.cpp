@@ -232,6 +232,29 @@ void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate
   }
 }
 
+void write_or_accumulate(void* dst, const void* src, size_t n, bool accumulate, DType t) {
+  if (t == DType::f32)
+    return write_or_accumulate(static_cast<float*>(dst), static_cast<const float*>(src), n, accumulate);
+  CONVOY_CHECK(t == DType::bf16, "gradient accumulation on the CPU supports f32 and bf16, got " << dtype_name(t));
+  if (!accumulate) {
+    if (dst != src) std::memcpy(dst, src, n * 2);
+    return;
+  }
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  const uint16_t* s = static_cast<const uint16_t*>(src);
+  const int64_t count = static_cast<int64_t>(n);
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < count; ++i) d[i] = math::f32_to_bf16(math::bf16_to_f32(d[i]) + math::bf16_to_f32(s[i]));
+}
+
+void check_compute_dtype(DType t, const char* kernel) {
+  if (t == DType::f32) return;
+  CONVOY_CHECK(t == DType::bf16, kernel << " on the CPU computes in f32 or bf16, not " << dtype_name(t)
+                                        << " (fp16 runs on the CPU as an emulation over f32 kernels)");
+  CONVOY_CHECK(cpu_has_bf16(), kernel << " in bf16 needs AVX-512 BF16 or AMX; this processor's oneDNN ISA is "
+                                      << cpu_isa());
+}
+
 void DnnlPackedLayout::pack(ExecContext& ctx, const Tensor& plain_host, Tensor& packed) const {
   dnnl::memory src(plain_, eng_, plain_host.data()), dst(packed_, eng_, packed.data());
   dnnl::reorder(src, dst).execute(cpu_ctx(ctx).stream(), src, dst);

@@ -7,6 +7,7 @@
 #include "ops/backend.h"
 #include "ops/boundary.h"
 #include "ops/cpu/dnnl_util.h"
+#include "ops/math/elementwise.h"
 
 namespace convoy::ops::cpu {
 
@@ -98,6 +99,18 @@ std::unique_ptr<SoftmaxCrossEntropyKernel> make_softmax_cross_entropy(CpuBackend
 
 // dst (+)= src over n floats: the gradient-accumulation step of every kernel that cannot accumulate itself.
 void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate);
+// The same over n elements of dtype t (f32 or bf16; a bf16 sum is formed in f32 and rounded once).
+void write_or_accumulate(void* dst, const void* src, size_t n, bool accumulate, DType t);
+// Convoy's own loops over f32 or bf16 storage (a uint16_t holds a bf16 here): read as f32, write rounded.
+inline float load_f32(float v) { return v; }
+inline float load_f32(uint16_t v) { return math::bf16_to_f32(v); }
+inline void store_f32(float& d, float v) { d = v; }
+inline void store_f32(uint16_t& d, float v) { d = math::f32_to_bf16(v); }
+
+// The dtypes the CPU kernels compute in: f32 everywhere, bf16 where the processor has bf16 arithmetic
+// (AVX-512 BF16 or AMX; elsewhere oneDNN would emulate it, slower than f32). Throws naming the kernel and
+// the ISA otherwise.
+void check_compute_dtype(DType t, const char* kernel);
 
 // A packed weight layout that converts with oneDNN reorders.
 class DnnlPackedLayout final : public PackedLayout {

@@ -25,6 +25,12 @@ dnnl::memory::desc plain_desc(const Shape& shape, DType t) {
   return dnnl::memory::desc(dims, to_dnnl(t), tags[shape.rank()]);
 }
 
+dnnl::memory::desc with_data_type(const dnnl::memory::desc& md, dt t) {
+  dnnl::memory::desc out = md;
+  out.data.data_type = static_cast<dnnl_data_type_t>(t);
+  return out;
+}
+
 void Call::arg(int arg, const dnnl::memory::desc& md) {
   mems_.emplace_back(md, eng_, static_cast<void*>(DNNL_MEMORY_NONE));
   args_.push_back({arg, mems_.back().get()});

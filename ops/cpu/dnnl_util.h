@@ -20,6 +20,10 @@ dt to_dnnl(DType t);
 // NHWC activation descriptor for a (N, H, W, C) shape; oneDNN's dims are (N, C, H, W).
 dnnl::memory::desc nhwc_desc(int64_t N, int64_t H, int64_t W, int64_t C, DType t);
 dnnl::memory::desc plain_desc(const Shape& shape, DType t);  // row-major: x, nc, ...
+// The same layout (dims, blocking, padding) holding another data type: element k of one is element k of
+// the other. Mixed precision keeps fp32 master weights in the layout of the bf16 weights a kernel reads,
+// so that the compute copy is one elementwise cast.
+dnnl::memory::desc with_data_type(const dnnl::memory::desc& md, dt t);
 
 // Builds a primitive descriptor, turning oneDNN's exceptions into a sentence that names the op.
 template <typename F>

@@ -43,6 +43,7 @@ class ReluBackward {
 class CpuRelu final : public ReluKernel {
  public:
   CpuRelu(CpuBackend& be, const Shape& shape, DType t) : n_(static_cast<size_t>(shape.numel())) {
+    check_compute_dtype(t, "ReLU");
     auto md = flat_desc(shape, t);
     fwd_pd_ = make_pd("ReLU forward", [&] {
       return eltwise_forward::primitive_desc(
@@ -71,9 +72,9 @@ class CpuRelu final : public ReluKernel {
 
   void backward(ExecContext& ctx, const Tensor& y, const Tensor& dy, Tensor& dx, bool accumulate_dx) override {
     char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
-    float* out = accumulate_dx ? reinterpret_cast<float*>(ws + off_dx_) : static_cast<float*>(dx.data());
+    void* out = accumulate_dx ? ws + off_dx_ : dx.data();
     bwd_.run(cpu_ctx(ctx).stream(), y.data(), dy.data(), out, ws + off_scratch_);
-    if (accumulate_dx) write_or_accumulate(static_cast<float*>(dx.data()), out, n_, true);
+    if (accumulate_dx) write_or_accumulate(dx.data(), out, n_, true, dx.dtype());
   }
 
   std::vector<std::string> implementations() const override {
@@ -91,7 +92,8 @@ class CpuRelu final : public ReluKernel {
 class CpuAdd final : public AddKernel {
  public:
   CpuAdd(CpuBackend& be, const Shape& shape, bool fuse_relu, DType t)
-      : n_(static_cast<size_t>(shape.numel())), fuse_relu_(fuse_relu) {
+      : n_(static_cast<size_t>(shape.numel())), fuse_relu_(fuse_relu), dtype_(t) {
+    check_compute_dtype(t, "elementwise add");
     auto md = flat_desc(shape, t);
     fwd_pd_ = make_pd("elementwise add", [&] {
       return binary::primitive_desc(binary::desc(algorithm::binary_add, md, md, md),
@@ -123,16 +125,16 @@ class CpuAdd final : public AddKernel {
 
   void backward(ExecContext& ctx, const Tensor& y, const Tensor& dy, Tensor* da, bool accumulate_da, Tensor* db,
                 bool accumulate_db) override {
-    const float* g = static_cast<const float*>(dy.data());
+    const void* g = dy.data();
     if (fuse_relu_) {
       char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
       // The masked gradient goes straight into da when da is overwritten, else into the workspace.
-      float* masked = (da && !accumulate_da) ? static_cast<float*>(da->data()) : reinterpret_cast<float*>(ws + off_g_);
+      void* masked = (da && !accumulate_da) ? da->data() : ws + off_g_;
       bwd_.run(cpu_ctx(ctx).stream(), y.data(), dy.data(), masked, ws + off_scratch_);
       g = masked;
     }
-    if (da) write_or_accumulate(static_cast<float*>(da->data()), g, n_, accumulate_da);
-    if (db) write_or_accumulate(static_cast<float*>(db->data()), g, n_, accumulate_db);
+    if (da) write_or_accumulate(da->data(), g, n_, accumulate_da, dtype_);
+    if (db) write_or_accumulate(db->data(), g, n_, accumulate_db, dtype_);
   }
 
   std::vector<std::string> implementations() const override {
@@ -144,6 +146,7 @@ class CpuAdd final : public AddKernel {
  private:
   size_t n_;
   bool fuse_relu_;
+  DType dtype_;
   binary::primitive_desc fwd_pd_;
   Call fwd_;
   ReluBackward bwd_;
@@ -152,30 +155,37 @@ class CpuAdd final : public AddKernel {
 
 class CpuDropout final : public DropoutKernel {
  public:
-  CpuDropout(const Shape& shape, float p) : n_(shape.numel()), p_(p) {
+  CpuDropout(const Shape& shape, float p, DType t) : n_(shape.numel()), p_(p), bf16_(t == DType::bf16) {
     CONVOY_CHECK(p >= 0.f && p < 1.f, "dropout probability must be in [0, 1), got " << p);
+    check_compute_dtype(t, "dropout");
   }
   void forward(ExecContext&, const Tensor& x, Tensor& y, uint64_t seed, uint64_t step) override {
-    apply(static_cast<const float*>(x.data()), static_cast<float*>(y.data()), false, seed, step);
+    apply(x.data(), y.data(), false, seed, step);
   }
   void backward(ExecContext&, const Tensor& dy, Tensor& dx, bool accumulate_dx, uint64_t seed,
                 uint64_t step) override {
-    apply(static_cast<const float*>(dy.data()), static_cast<float*>(dx.data()), accumulate_dx, seed, step);
+    apply(dy.data(), dx.data(), accumulate_dx, seed, step);
   }
 
  private:
-  void apply(const float* in, float* out, bool accumulate, uint64_t seed, uint64_t step) const {
+  void apply(const void* in, void* out, bool accumulate, uint64_t seed, uint64_t step) const {
+    if (bf16_)
+      run(static_cast<const uint16_t*>(in), static_cast<uint16_t*>(out), accumulate, seed, step);
+    else
+      run(static_cast<const float*>(in), static_cast<float*>(out), accumulate, seed, step);
+  }
+  template <typename T>
+  void run(const T* in, T* out, bool accumulate, uint64_t seed, uint64_t step) const {
     const float p = p_;
-    if (accumulate) {
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n_; ++i) out[i] += in[i] * math::dropout_scale(seed, step, static_cast<uint64_t>(i), p);
-    } else {
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n_; ++i) out[i] = in[i] * math::dropout_scale(seed, step, static_cast<uint64_t>(i), p);
+    for (int64_t i = 0; i < n_; ++i) {
+      float v = load_f32(in[i]) * math::dropout_scale(seed, step, static_cast<uint64_t>(i), p);
+      store_f32(out[i], accumulate ? load_f32(out[i]) + v : v);
     }
   }
   int64_t n_;
   float p_;
+  bool bf16_;
 };
 
 }  // namespace
@@ -187,8 +197,7 @@ std::unique_ptr<AddKernel> make_add(CpuBackend& be, const Shape& shape, bool fus
   return std::make_unique<CpuAdd>(be, shape, fuse_relu, t);
 }
 std::unique_ptr<DropoutKernel> make_dropout(CpuBackend&, const Shape& shape, float p, DType t) {
-  CONVOY_CHECK(t == DType::f32, "dropout on the CPU supports f32, got " << dtype_name(t));
-  return std::make_unique<CpuDropout>(shape, p);
+  return std::make_unique<CpuDropout>(shape, p, t);
 }
 
 }  // namespace convoy::ops::cpu

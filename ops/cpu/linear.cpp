@@ -23,7 +23,9 @@ LinearOp build(CpuBackend& be, const LinearSpec& s) {
     w_plain = memory::desc({s.K, s.in[2], s.in[0], s.in[1]}, dt::f32, tag::oihw);
   }
   memory::desc dst({s.N, s.K}, to_dnnl(s.dtype), tag::nc);
+  check_compute_dtype(s.dtype, "inner product");
   memory::desc bias = s.bias ? memory::desc({s.K}, to_dnnl(s.dtype), tag::x) : memory::desc();
+  memory::desc dbias = s.bias ? memory::desc({s.K}, dt::f32, tag::x) : memory::desc();
   const engine& eng = be.engine();
   return LinearOp(
       be, "inner product", src, dst, w_any, w_plain, s.bias, s.fuse_relu,
@@ -36,7 +38,7 @@ LinearOp build(CpuBackend& be, const LinearSpec& s) {
         return inner_product_backward_data::primitive_desc(d, scratchpad_attr(), eng, hint);
       },
       [&](const memory::desc& w, const inner_product_forward::primitive_desc& hint) {
-        auto d = inner_product_backward_weights::desc(src, w, bias, dst);
+        auto d = inner_product_backward_weights::desc(src, w, dbias, dst);
         return inner_product_backward_weights::primitive_desc(d, scratchpad_attr(), eng, hint);
       });
 }

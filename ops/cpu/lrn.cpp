@@ -11,6 +11,7 @@ class CpuLrn final : public LrnKernel {
  public:
   CpuLrn(CpuBackend& be, const LrnSpec& s) : n_(static_cast<size_t>(s.N * s.H * s.W * s.C)) {
     check_lrn_spec(s);
+    check_compute_dtype(s.dtype, "LRN");
     auto md = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
     const engine& eng = be.engine();
     auto alg = algorithm::lrn_across_channels;
@@ -54,14 +55,14 @@ class CpuLrn final : public LrnKernel {
   void backward(ExecContext& ctx, const Tensor& x, const Tensor& dy, const Tensor& saved, Tensor& dx,
                 bool accumulate_dx) override {
     char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
-    float* out = accumulate_dx ? reinterpret_cast<float*>(ws + off_dx_) : static_cast<float*>(dx.data());
+    void* out = accumulate_dx ? ws + off_dx_ : dx.data();
     bwd_.set(DNNL_ARG_SRC, x.data());
     bwd_.set(DNNL_ARG_DIFF_DST, dy.data());
     bwd_.set(DNNL_ARG_DIFF_SRC, out);
     if (saved_bytes_) bwd_.set(DNNL_ARG_WORKSPACE, saved.data());
     bwd_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
     bwd_.run(cpu_ctx(ctx).stream());
-    if (accumulate_dx) write_or_accumulate(static_cast<float*>(dx.data()), out, n_, true);
+    if (accumulate_dx) write_or_accumulate(dx.data(), out, n_, true, dx.dtype());
   }
 
   std::vector<std::string> implementations() const override {

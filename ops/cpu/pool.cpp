@@ -15,6 +15,7 @@ class CpuPool final : public PoolKernel {
     OH_ = s.out_h();
     OW_ = s.out_w();
     check_pool_spec(s);
+    check_compute_dtype(s.dtype, "pooling");
     int64_t pr_h = std::max<int64_t>(0, (OH_ - 1) * s.stride_h + s.kh - s.H - s.pad_h);
     int64_t pr_w = std::max<int64_t>(0, (OW_ - 1) * s.stride_w + s.kw - s.W - s.pad_w);
     algorithm alg = algorithm::pooling_max;
@@ -69,23 +70,23 @@ class CpuPool final : public PoolKernel {
     fwd_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
     fwd_.run(cpu_ctx(ctx).stream());
     (void)training;
-    if (!factors_.empty()) scale_by_factors(static_cast<float*>(y.data()), static_cast<float*>(y.data()));
+    if (!factors_.empty()) scale_by_factors(y.data(), y.data());
   }
 
   void backward(ExecContext& ctx, const Tensor& dy, const Tensor& saved, Tensor& dx, bool accumulate_dx) override {
     char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
     const void* g = dy.data();
     if (!factors_.empty()) {
-      scale_by_factors(static_cast<const float*>(dy.data()), reinterpret_cast<float*>(ws + off_dy_));
+      scale_by_factors(dy.data(), ws + off_dy_);
       g = ws + off_dy_;
     }
-    float* out = accumulate_dx ? reinterpret_cast<float*>(ws + off_dx_) : static_cast<float*>(dx.data());
+    void* out = accumulate_dx ? ws + off_dx_ : dx.data();
     bwd_.set(DNNL_ARG_DIFF_DST, g);
     bwd_.set(DNNL_ARG_DIFF_SRC, out);
     if (has_ws_) bwd_.set(DNNL_ARG_WORKSPACE, saved.data());
     bwd_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
     bwd_.run(cpu_ctx(ctx).stream());
-    if (accumulate_dx) write_or_accumulate(static_cast<float*>(dx.data()), out, static_cast<size_t>(dx.numel()), true);
+    if (accumulate_dx) write_or_accumulate(dx.data(), out, static_cast<size_t>(dx.numel()), true, dx.dtype());
   }
 
   std::vector<std::string> implementations() const override {
@@ -108,12 +109,19 @@ class CpuPool final : public PoolKernel {
     }
   }
 
-  void scale_by_factors(const float* in, float* out) const {
+  void scale_by_factors(const void* in, void* out) const {
+    if (s_.dtype == DType::bf16)
+      scale_by_factors(static_cast<const uint16_t*>(in), static_cast<uint16_t*>(out));
+    else
+      scale_by_factors(static_cast<const float*>(in), static_cast<float*>(out));
+  }
+  template <typename T>
+  void scale_by_factors(const T* in, T* out) const {
     const int64_t C = s_.C, plane = OH_ * OW_;
 #pragma omp parallel for schedule(static)
     for (int64_t np = 0; np < s_.N * plane; ++np) {
       float f = factors_[static_cast<size_t>(np % plane)];
-      for (int64_t c = 0; c < C; ++c) out[np * C + c] = in[np * C + c] * f;
+      for (int64_t c = 0; c < C; ++c) store_f32(out[np * C + c], load_f32(in[np * C + c]) * f);
     }
   }
 

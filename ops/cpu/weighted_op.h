@@ -2,6 +2,11 @@
 // and backward-weights primitives, with weights kept in the forward primitive's preferred layout. Backward
 // primitives get the same layout where their fast implementation accepts it; otherwise one reorder per
 // step converts (a reorder exists only where a layout actually differs).
+//
+// Mixed precision (bf16 activations): the kernels read bf16 weights, bf16 activations and bf16 output
+// gradients, and write f32 weight and bias gradients. The fp32 master weights, their gradients and the
+// optimizer state keep the bf16 weights' layout with f32 elements (with_data_type), so that the graph's
+// compute copy is one elementwise cast of the whole parameter arena.
 #pragma once
 
 #include "ops/cpu/cpu_backend.h"
@@ -16,7 +21,8 @@ class WeightedOp {
   using BwdWeightsPD = typename BwdWeights::primitive_desc;
 
   // make_fwd(attr) -> FwdPD; make_bwd_data(weights_md, fwd_pd) -> BwdDataPD;
-  // make_bwd_weights(weights_md, fwd_pd) -> BwdWeightsPD. weights_md may be format any.
+  // make_bwd_weights(diff_weights_md, fwd_pd) -> BwdWeightsPD (f32 diff weights and bias). weights_md may be
+  // format any. src, dst and w_any are in the compute dtype; w_plain is f32.
   template <typename MakeFwd, typename MakeBwdData, typename MakeBwdWeights>
   WeightedOp(CpuBackend& be, const char* what, const dnnl::memory::desc& src, const dnnl::memory::desc& dst,
              const dnnl::memory::desc& w_any, const dnnl::memory::desc& w_plain, bool bias, bool fuse_relu,
@@ -25,12 +31,16 @@ class WeightedOp {
     using namespace dnnl;
     fwd_pd_ = make_pd(what, [&] { return make_fwd(fuse_relu ? relu_attr() : scratchpad_attr()); });
     weights_md_ = fwd_pd_.weights_desc();
-    layout_ = std::make_shared<DnnlPackedLayout>(eng_, weights_md_, w_plain);
+    master_md_ = with_data_type(weights_md_, dt::f32);
+    layout_ = std::make_shared<DnnlPackedLayout>(eng_, master_md_, w_plain);
     bwd_data_pd_ = make_pd(what, [&] { return make_bwd_data(w_any, fwd_pd_); });
-    bwd_w_pd_ = make_pd(what, [&] { return make_bwd_weights(w_any, fwd_pd_); });
-    if (bwd_w_pd_.diff_weights_desc() != weights_md_) {
-      auto forced = make_pd(what, [&] { return make_bwd_weights(weights_md_, fwd_pd_); });
-      if (forced.impl_info_str() == bwd_w_pd_.impl_info_str()) bwd_w_pd_ = forced;
+    bwd_w_pd_ = make_pd(what, [&] { return make_bwd_weights(with_data_type(w_any, dt::f32), fwd_pd_); });
+    if (bwd_w_pd_.diff_weights_desc() != master_md_) {
+      try {  // the master layout directly, if the same implementation takes it
+        auto forced = make_bwd_weights(master_md_, fwd_pd_);
+        if (forced.impl_info_str() == bwd_w_pd_.impl_info_str()) bwd_w_pd_ = forced;
+      } catch (const dnnl::error&) {
+      }
     }
 
     WorkspacePlan ws;
@@ -63,8 +73,8 @@ class WeightedOp {
     };
     if (bwd_data_pd_.weights_desc() != weights_md_)
       make_reorder(weights_md_, bwd_data_pd_.weights_desc(), "weights reorder", w_reorder_, off_w_bwd_);
-    if (bwd_w_pd_.diff_weights_desc() != weights_md_)
-      make_reorder(bwd_w_pd_.diff_weights_desc(), weights_md_, "weight-gradient reorder", dw_reorder_, off_dw_);
+    if (bwd_w_pd_.diff_weights_desc() != master_md_)
+      make_reorder(bwd_w_pd_.diff_weights_desc(), master_md_, "weight-gradient reorder", dw_reorder_, off_dw_);
     off_dx_ = ws.add(src.get_size());
     off_scratch_ = ws.add(scratch);
     ws_bytes_ = ws.total();
@@ -145,13 +155,13 @@ class WeightedOp {
       w_reorder_.run(stream);
       weights = ws + off_w_bwd_;
     }
-    float* out = accumulate_dx ? reinterpret_cast<float*>(ws + off_dx_) : static_cast<float*>(dx.data());
+    void* out = accumulate_dx ? ws + off_dx_ : dx.data();
     bwd_data_.set(DNNL_ARG_DIFF_DST, g);
     bwd_data_.set(DNNL_ARG_WEIGHTS, weights);
     bwd_data_.set(DNNL_ARG_DIFF_SRC, out);
     bwd_data_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
     bwd_data_.run(stream);
-    if (accumulate_dx) write_or_accumulate(static_cast<float*>(dx.data()), out, static_cast<size_t>(dx.numel()), true);
+    if (accumulate_dx) write_or_accumulate(dx.data(), out, static_cast<size_t>(dx.numel()), true, dx.dtype());
   }
 
   void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -165,6 +175,7 @@ class WeightedOp {
   size_t workspace_bytes() const { return ws_bytes_; }
   std::string backward_weights_impl() const { return bwd_w_pd_.impl_info_str(); }
   const dnnl::memory::desc& weights_desc() const { return weights_md_; }
+  const dnnl::memory::desc& master_desc() const { return master_md_; }
 
   std::vector<std::string> implementations() const {
     std::string w = what_;
@@ -184,7 +195,7 @@ class WeightedOp {
   BwdDataPD bwd_data_pd_;
   BwdWeightsPD bwd_w_pd_;
   dnnl::eltwise_backward::primitive_desc relu_pd_;
-  dnnl::memory::desc weights_md_;
+  dnnl::memory::desc weights_md_, master_md_;  // the weights kernels read; the fp32 master weights' layout
   std::shared_ptr<DnnlPackedLayout> layout_;
   Call fwd_, bwd_data_, bwd_w_, relu_, w_reorder_, dw_reorder_;
   std::vector<std::string> reorder_impls_;

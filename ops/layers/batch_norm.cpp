@@ -25,6 +25,7 @@ class BatchNorm final : public Layer {
   }
 
   void build(Backend& be) override {
+    s_.dtype = dtype();
     kernel_ = be.batch_norm(s_);
     mean_ = Tensor::empty(Shape{s_.C}, DType::f32, be.allocator());
     var_ = Tensor::empty(Shape{s_.C}, DType::f32, be.allocator());

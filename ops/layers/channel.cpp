@@ -21,7 +21,7 @@ class Concat final : public Layer {
     }
     return y;
   }
-  void build(Backend& be) override { kernel_ = be.concat(inputs_, DType::f32); }
+  void build(Backend& be) override { kernel_ = be.concat(inputs_, dtype()); }
   std::vector<std::string> implementations() const override { return kernel_->implementations(); }
   void forward(const RunContext& rc, std::span<const Tensor* const> x, Tensor& y) override {
     kernel_->forward(rc.ctx, x, y);
@@ -47,6 +47,7 @@ class Lrn final : public Layer {
     return in[0];
   }
   void build(Backend& be) override {
+    s_.dtype = dtype();
     kernel_ = be.lrn(s_);
     saved_ = Tensor::empty(Shape{static_cast<int64_t>(std::max<size_t>(kernel_->saved_bytes(), 1))}, DType::u8,
                            be.allocator());

@@ -32,7 +32,10 @@ class Conv2d final : public Layer {
     return s_.N * s_.out_h() * s_.out_w() * s_.K * (s_.C / s_.groups) * s_.R * s_.S;
   }
 
-  void build(Backend& be) override { kernel_ = be.conv2d(s_); }
+  void build(Backend& be) override {
+    s_.dtype = dtype();
+    kernel_ = be.conv2d(s_);
+  }
 
   void declare(ParamSink& sink) override {
     int64_t fan_in = (s_.C / s_.groups) * s_.R * s_.S, fan_out = s_.K * s_.R * s_.S;

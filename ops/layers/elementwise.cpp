@@ -12,7 +12,7 @@ class Relu final : public Layer {
     shape_ = in[0];
     return shape_;
   }
-  void build(Backend& be) override { kernel_ = be.relu(shape_, DType::f32); }
+  void build(Backend& be) override { kernel_ = be.relu(shape_, dtype()); }
   std::vector<std::string> implementations() const override { return kernel_->implementations(); }
   void forward(const RunContext& rc, std::span<const Tensor* const> x, Tensor& y) override {
     kernel_->forward(rc.ctx, *x[0], y);
@@ -38,7 +38,7 @@ class Add final : public Layer {
     shape_ = in[0];
     return shape_;
   }
-  void build(Backend& be) override { kernel_ = be.add(shape_, fuse_relu_, DType::f32); }
+  void build(Backend& be) override { kernel_ = be.add(shape_, fuse_relu_, dtype()); }
   std::vector<std::string> implementations() const override { return kernel_->implementations(); }
   void forward(const RunContext& rc, std::span<const Tensor* const> x, Tensor& y) override {
     kernel_->forward(rc.ctx, *x[0], *x[1], y);
@@ -65,7 +65,7 @@ class Dropout final : public Layer {
   }
   void build(Backend& be) override {
     backend_ = &be;
-    kernel_ = be.dropout(shape_, p_, DType::f32);
+    kernel_ = be.dropout(shape_, p_, dtype());
   }
   void forward(const RunContext& rc, std::span<const Tensor* const> x, Tensor& y) override {
     if (rc.training)

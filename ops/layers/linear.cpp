@@ -22,7 +22,10 @@ class Linear final : public Layer {
 
   int64_t macs() const override { return s_.N * s_.K * s_.in_features(); }
 
-  void build(Backend& be) override { kernel_ = be.linear(s_); }
+  void build(Backend& be) override {
+    s_.dtype = dtype();
+    kernel_ = be.linear(s_);
+  }
 
   void declare(ParamSink& sink) override {
     int64_t fan_in = s_.in_features();

@@ -31,6 +31,7 @@ class Pool2d final : public Layer {
   }
 
   void build(Backend& be) override {
+    s_.dtype = dtype();
     kernel_ = be.pool2d(s_);
     saved_ = Tensor::empty(Shape{static_cast<int64_t>(std::max<size_t>(kernel_->saved_bytes(), 1))}, DType::u8,
                            be.allocator());

@@ -55,19 +55,29 @@ TEST(LossScaler, DefaultsAreTheRecipesAndStateRestoresExactly) {
   EXPECT_THROW(LossScaler(LossScaleOptions{0.5, 2000, 16777216, 1}), Error);
 }
 
-TEST(Precision, Fp16EmulatesOnTheCpuAndBf16NamesTheProcessor) {
+TEST(Precision, Fp16EmulatesOnTheCpuAndBf16IsNativeOrNamesTheProcessor) {
   auto cpu = ops::make_backend("cpu", 1);
   const PrecisionPlan fp32 = plan_precision("fp32", *cpu);
   EXPECT_EQ(fp32.emulated, ops::DType::f32);
+  EXPECT_EQ(fp32.compute, ops::DType::f32);
   EXPECT_FALSE(fp32.loss_scaling);
   const PrecisionPlan fp16 = plan_precision("fp16", *cpu);
   EXPECT_EQ(fp16.emulated, ops::DType::f16);
+  EXPECT_EQ(fp16.compute, ops::DType::f32);
   EXPECT_TRUE(fp16.loss_scaling);
-  try {
-    plan_precision("bf16", *cpu);
-    FAIL() << "bf16 has no CPU kernels yet";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("oneDNN ISA " + ops::cpu_isa()), std::string::npos) << e.what();
+  if (ops::cpu_has_bf16()) {
+    const PrecisionPlan bf16 = plan_precision("bf16", *cpu);
+    EXPECT_EQ(bf16.compute, ops::DType::bf16);
+    EXPECT_EQ(bf16.emulated, ops::DType::f32);
+    EXPECT_FALSE(bf16.loss_scaling);  // bf16 has fp32's range
+    EXPECT_NE(bf16.describe.find(ops::cpu_isa()), std::string::npos) << bf16.describe;
+  } else {
+    try {
+      plan_precision("bf16", *cpu);
+      FAIL() << "bf16 was accepted on a processor without bf16 arithmetic (" << ops::cpu_isa() << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("oneDNN ISA " + ops::cpu_isa()), std::string::npos) << e.what();
+    }
   }
   EXPECT_THROW(plan_precision("fp8", *cpu), Error);
 }
