@@ -3,7 +3,8 @@
 # none of our Debian libraries, unpack the bundle tools/gpu-bundle.sh made here, find CUDA's libraries
 # (the toolkit's runtime, cuDNN, cuBLAS and NCCL from the Python wheels: site-packages/nvidia/*/lib),
 # run every GPU test, time convoy bench train on resnet50 at 224x224, batch 256 (fp32 with TF32 and with
-# IEEE fp32), save its per-layer profile, and write summary.json plus the logs into OUT.
+# IEEE fp32, fp16 and bf16 mixed precision on tensor cores), save its per-layer profile, and write
+# summary.json plus the logs into OUT (7 files: bench.jsonl holds one JSON line per benchmark).
 #   tools/gpu-check.sh OUT [BUNDLE]     BUNDLE default: build-gpu/convoy-gpu-bundle.tar.xz
 # Exit status: 0 all passed; 1 a test or benchmark failed; 2 a library is missing; 3 no GPU here.
 # Runs in under 8 minutes on an H200 (each step has its own time limit, below).
@@ -132,8 +133,10 @@ run_step test_nccl_np1 60 tests.log bin/test_nccl --gtest_output=json:"$out/gtes
 
 # --- 5. the benchmark: resnet50, 224x224, batch 256 ---
 bench=(bin/convoy bench train --device cuda --model resnet50 --image-size 224 --batch 256 --json)
-run_step bench_tf32 100 bench.log sh -c "${bench[*]} --tf32 true --steps 20 --warmup 5 > '$out/bench-tf32.json'"
-run_step bench_ieee 120 bench.log sh -c "${bench[*]} --tf32 false --steps 10 --warmup 3 > '$out/bench-ieee.json'"
+run_step bench_tf32 100 bench.log sh -c "${bench[*]} --tf32 true --steps 20 --warmup 5 >> '$out/bench.jsonl'"
+run_step bench_fp16 90 bench.log sh -c "${bench[*]} --precision fp16 --steps 20 --warmup 5 >> '$out/bench.jsonl'"
+run_step bench_bf16 90 bench.log sh -c "${bench[*]} --precision bf16 --steps 20 --warmup 5 >> '$out/bench.jsonl'"
+run_step bench_ieee 90 bench.log sh -c "${bench[*]} --tf32 false --steps 5 --warmup 2 >> '$out/bench.jsonl'"
 run_step profile_tf32 100 bench.log sh -c "${bench[*]} --tf32 true --steps 5 --warmup 3 --profile > '$out/profile.json'"
 
 # Four GoogleTest reports become one, so that the folder stays within what comes back (8 files).
@@ -156,4 +159,4 @@ if ((failed)); then
   summary failed "a GPU step failed: see tests.log and bench.log"
   exit 1
 fi
-summary passed "every GPU test passed; bench results in bench-tf32.json, bench-ieee.json, profile.json"
+summary passed "every GPU test passed; bench results in bench.jsonl (tf32, fp16, bf16, ieee) and profile.json"

@@ -12,15 +12,23 @@ PrecisionPlan plan_precision(const std::string& precision, const ops::Backend& b
     return p;
   }
   if (precision == "fp16") {
-    CONVOY_CHECK(!gpu, "precision fp16: the CUDA backend's fp16 kernels are not written yet; fp16 runs on the CPU "
-                       "as an exact emulation in this version (train.device: cpu), or use fp32");
-    p.emulated = ops::DType::f16;
     p.loss_scaling = true;
+    if (gpu) {
+      p.compute = ops::DType::f16;
+      p.describe = "fp16 (cuDNN/cuBLAS fp16 tensor-core kernels on " + backend.device().str() +
+                   ", fp32 master weights, dynamic loss scaling)";
+      return p;
+    }
+    p.emulated = ops::DType::f16;
     p.describe = "fp16 (emulated fp16 storage on " + backend.device().str() + ", dynamic loss scaling)";
     return p;
   }
   if (precision == "bf16") {
-    if (gpu) CONVOY_FAIL("precision bf16: the CUDA backend's bf16 kernels are not written yet; use fp32");
+    if (gpu) {
+      p.compute = ops::DType::bf16;
+      p.describe = "bf16 (cuDNN/cuBLAS bf16 tensor-core kernels on " + backend.device().str() + ", fp32 master weights)";
+      return p;
+    }
     CONVOY_CHECK(ops::cpu_has_bf16(), "precision bf16: this processor has no bf16 arithmetic (oneDNN ISA "
                                           << ops::cpu_isa()
                                           << "; bf16 needs AVX-512 BF16 or AMX); use fp32, or fp16 (an exact "

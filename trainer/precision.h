@@ -1,9 +1,12 @@
 // What train.precision (--precision) means on a backend, decided once for the trainer and `bench train`:
 //   fp32  plain fp32 (no loss scaling);
-//   fp16  on the CPU an exact emulation of fp16 storage (ops::Graph::set_emulated_storage) with dynamic
-//         loss scaling: the CPU reference of GPU fp16 training, a numerics check and not a speed-up;
-//   bf16  native bf16 kernels with fp32 master weights (ops::Graph::set_compute_dtype): on the CPU through
-//         oneDNN where the processor has AVX-512 BF16 or AMX (refused elsewhere, naming the ISA found). No
+//   fp16  dynamic loss scaling, and on a GPU native fp16 kernels (cuDNN, cuBLAS tensor cores) with fp32
+//         master weights (ops::Graph::set_compute_dtype); on the CPU an exact emulation of fp16 storage
+//         (ops::Graph::set_emulated_storage): the CPU reference of GPU fp16 training, a numerics check and
+//         not a speed-up;
+//   bf16  native bf16 kernels with fp32 master weights (ops::Graph::set_compute_dtype): on a GPU through
+//         cuDNN/cuBLAS, on the CPU through oneDNN where the processor has AVX-512 BF16 or AMX (refused
+//         elsewhere, naming the ISA found). No
 //         loss scaling: bf16 has fp32's exponent range, so gradients do not underflow (as PyTorch's bf16
 //         autocast, which uses no GradScaler).
 #pragma once

@@ -17,7 +17,7 @@ size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 class CudaBatchNorm final : public BatchNormKernel {
  public:
   CudaBatchNorm(CudaBackend& be, const BatchNormSpec& s) : s_(s), act_(true) {
-    require_f32(s.dtype, "batch norm");
+    require_float(s.dtype, "batch norm");
     CONVOY_CHECK(s.eps >= CUDNN_BN_MIN_EPSILON, "batch norm: eps " << s.eps << " is below cuDNN's minimum "
                                                                    << CUDNN_BN_MIN_EPSILON);
     x_.set_nhwc(s.N, s.H, s.W, s.C, s.dtype);
@@ -26,13 +26,14 @@ class CudaBatchNorm final : public BatchNormKernel {
     cudnnHandle_t h = be.cuda_context().cudnn();
     Sizes plain;
     CUDNN_CHECK(sizes(h, CUDNN_BATCHNORM_OPS_BN, nullptr, plain));
+    // x and y in the layer's dtype; γ, β, the statistics and the saved values are f32 (bn_ is derived).
     // cuDNN documents the fused BN+ReLU fast path for fp16 NHWC; where it refuses f32, ReLU runs as a
     // kernel of ours after batch norm (and its mask before batch norm's backward) with the same results.
     Sizes fused;
     fused_ = s.fuse_relu && sizes(h, CUDNN_BATCHNORM_OPS_BN_ACTIVATION, act_.get(), fused) == CUDNN_STATUS_SUCCESS;
     reserve_ = std::max(plain.reserve, fused_ ? fused.reserve : 0);
     inv_std_bytes_ = align256(static_cast<size_t>(s.C) * sizeof(float));
-    dx_bytes_ = align256(static_cast<size_t>(s.N * s.H * s.W * s.C) * sizeof(float));
+    dx_bytes_ = align256(static_cast<size_t>(s.N * s.H * s.W * s.C) * dtype_size(s.dtype));
     fwd_ws_ = std::max(plain.fwd, fused_ ? fused.fwd : 0);
     bwd_ws_ = std::max(plain.bwd, fused_ ? fused.bwd : 0);
     // Workspace: [accumulating dx scratch | masked dy (unfused ReLU) | cuDNN's own].
@@ -60,7 +61,7 @@ class CudaBatchNorm final : public BatchNormKernel {
     if (st == CUDNN_STATUS_NOT_SUPPORTED) {
       fused_ = false;  // from now on: batch norm, then our ReLU (before any backward ran fused)
       CUDNN_CHECK(run(CUDNN_BATCHNORM_OPS_BN, nullptr));
-      if (s_.fuse_relu) relu_forward(c.stream(), y.data_as<float>(), y.data_as<float>(), y.numel());
+      if (s_.fuse_relu) relu_forward(c.stream(), elem(s_.dtype), y.data(), y.data(), y.numel());
     } else {
       CUDNN_CHECK(st);
     }
@@ -75,7 +76,7 @@ class CudaBatchNorm final : public BatchNormKernel {
                                                         x.data(), x_.get(), y.data(), bn_, gamma.data(), beta.data(),
                                                         running_mean.data(), running_var.data(),
                                                         static_cast<double>(s_.eps)));
-    if (s_.fuse_relu) relu_forward(c.stream(), y.data_as<float>(), y.data_as<float>(), y.numel());
+    if (s_.fuse_relu) relu_forward(c.stream(), elem(s_.dtype), y.data(), y.data(), y.numel());
   }
 
   void backward(ExecContext& ctx, const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& y,
@@ -85,11 +86,11 @@ class CudaBatchNorm final : public BatchNormKernel {
     char* ws = static_cast<char*>(c.workspace(2 * dx_bytes_ + bwd_ws_));
     char* sv = static_cast<char*>(saved.data());
     // cuDNN always writes dx: without a dx to keep, or when accumulating, into the workspace's head.
-    float* out = dx && !accumulate_dx ? dx->data_as<float>() : reinterpret_cast<float*>(ws);
+    void* out = dx && !accumulate_dx ? dx->data() : ws;
     const void* g = dy.data();
     if (s_.fuse_relu && !fused_) {  // the ReLU's mask first, then plain batch norm
-      float* masked = reinterpret_cast<float*>(ws + dx_bytes_);
-      relu_backward(c.stream(), y.data_as<float>(), dy.data_as<float>(), masked, dy.numel(), false);
+      void* masked = ws + dx_bytes_;
+      relu_backward(c.stream(), elem(s_.dtype), y.data(), dy.data(), masked, dy.numel(), false);
       g = masked;
     }
     const bool act = s_.fuse_relu && fused_;
@@ -99,7 +100,7 @@ class CudaBatchNorm final : public BatchNormKernel {
         x_.get(), out, bn_, gamma.data(), beta.data(), dgamma.data(), dbeta.data(), static_cast<double>(s_.eps),
         saved_mean.data(), sv, act ? act_.get() : nullptr, ws + 2 * dx_bytes_, bwd_ws_,
         reserve_ ? sv + inv_std_bytes_ : nullptr, reserve_));
-    if (dx && accumulate_dx) write_or_accumulate(c.stream(), dx->data_as<float>(), out, dx->numel(), true);
+    if (dx && accumulate_dx) write_or_accumulate(c.stream(), elem(s_.dtype), dx->data(), out, dx->numel(), true);
   }
 
   std::vector<std::string> implementations() const override {

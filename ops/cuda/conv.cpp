@@ -1,6 +1,8 @@
 // Convolution on cuDNN: NHWC activations, KRSC filters, algorithms searched once per shape
 // (cudnnFind*AlgorithmEx within the workspace limit) and cached by the spec; bias and ReLU fused by
-// cudnnConvolutionBiasActivationForward.
+// cudnnConvolutionBiasActivationForward. In f16/bf16 (mixed precision) activations, weights and bias are
+// half, cuDNN computes in f32 on tensor cores, and the weight and bias gradients reach the f32 gradient
+// arena: cuDNN's half weight gradient is cast up, the bias gradient summed by convoy's kernel in f32.
 #include <vector>
 
 #include "ops/cuda/cuda_backend.h"
@@ -102,7 +104,7 @@ namespace {
 class CudaConv final : public ConvKernel {
  public:
   CudaConv(CudaBackend& be, const ConvSpec& s) : be_(be), s_(s), act_(true) {
-    require_f32(s.dtype, "convolution");
+    require_float(s.dtype, "convolution");
     CONVOY_CHECK(s.C % s.groups == 0 && s.K % s.groups == 0,
                  "convolution: " << s.C << " input and " << s.K << " output channels do not split into " << s.groups
                                  << " groups");
@@ -122,13 +124,16 @@ class CudaConv final : public ConvKernel {
     fwd_.set_math(algos_.fwd_math);
     bwd_data_.set_math(algos_.bwd_data_math);
     bwd_filter_.set_math(algos_.bwd_filter_math);
-    y_bytes_ = static_cast<size_t>(s.N * s.out_h() * s.out_w() * s.K) * sizeof(float);
+    const size_t es = dtype_size(s.dtype);
+    y_bytes_ = static_cast<size_t>(s.N * s.out_h() * s.out_w() * s.K) * es;
     masked_ = s.fuse_relu ? align256(y_bytes_) : 0;
-    be.reserve_workspace(std::max({algos_.fwd_bytes, masked_ + algos_.bwd_data_bytes, masked_ + algos_.bwd_filter_bytes,
-                                   size_t{256}}));
-    if (s.fuse_relu && !s.bias) {  // the fused call needs a bias: a zero one
-      zero_bias_ = Tensor::empty(Shape{s.K}, DType::f32, be.allocator());
-      be.fill(be.context(), zero_bias_, 0.0);
+    // A half weight gradient lands in the workspace before it is cast into the f32 arena.
+    half_dw_ = s.dtype == DType::f32 ? 0 : align256(static_cast<size_t>(s.weight_shape().numel()) * es);
+    be.reserve_workspace(std::max({algos_.fwd_bytes, masked_ + algos_.bwd_data_bytes,
+                                   masked_ + half_dw_ + algos_.bwd_filter_bytes, size_t{256}}));
+    if (s.fuse_relu && !s.bias) {  // the fused call needs a bias: a zero one (all-zero bytes in every dtype)
+      zero_bias_ = Tensor::empty(Shape{s.K}, s.dtype, be.allocator());
+      CUDA_CHECK(cudaMemsetAsync(zero_bias_.data(), 0, zero_bias_.bytes(), be.cuda_context().stream()));
     }
     layout_ = std::make_shared<ReorderedLayout>(Shape{s.K, s.C / s.groups, s.R, s.S}, oihw_to_ohwi);
   }
@@ -153,18 +158,25 @@ class CudaConv final : public ConvKernel {
   void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy, Tensor* dx,
                 bool accumulate_dx, Tensor& dw, Tensor* db) override {
     CudaContext& c = cuda_ctx(ctx);
-    char* ws = static_cast<char*>(c.workspace(masked_ + std::max(algos_.bwd_data_bytes, algos_.bwd_filter_bytes)));
+    char* ws = static_cast<char*>(
+        c.workspace(std::max(masked_ + algos_.bwd_data_bytes, masked_ + half_dw_ + algos_.bwd_filter_bytes)));
     const void* g = dy.data();
     if (s_.fuse_relu) {  // the gradient through the fused ReLU, into the workspace's head
-      float* m = reinterpret_cast<float*>(ws);
-      relu_backward(c.stream(), y.data_as<float>(), dy.data_as<float>(), m, y.numel(), false);
-      g = m;
+      relu_backward(c.stream(), elem(s_.dtype), y.data(), dy.data(), ws, y.numel(), false);
+      g = ws;
     }
-    if (s_.bias && db)
+    const bool half = s_.dtype != DType::f32;
+    if (s_.bias && db && !half)
       CUDNN_CHECK(cudnnConvolutionBackwardBias(c.cudnn(), &kOne, y_.get(), g, &kZero, bias_.get(), db->data()));
+    else if (s_.bias && db)
+      bias_grad_rows(c.stream(), elem(s_.dtype), g, db->data_as<float>(), s_.N * s_.out_h() * s_.out_w(), s_.K);
+    void* filter = half ? ws + masked_ : dw.data();
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.cudnn(), &kOne, x_.get(), x.data(), y_.get(), g, bwd_filter_.get(),
-                                               algos_.bwd_filter, ws + masked_, algos_.bwd_filter_bytes, &kZero,
-                                               w_.get(), dw.data()));
+                                               algos_.bwd_filter, ws + masked_ + half_dw_, algos_.bwd_filter_bytes,
+                                               &kZero, w_.get(), filter));
+    if (half)
+      cast_from_half(c.stream(), static_cast<const uint16_t*>(filter), dw.data_as<float>(), s_.weight_shape().numel(),
+                     s_.dtype == DType::bf16);
     if (dx)
       CUDNN_CHECK(cudnnConvolutionBackwardData(c.cudnn(), &kOne, w_.get(), w.data(), y_.get(), g, bwd_data_.get(),
                                                algos_.bwd_data, ws + masked_, algos_.bwd_data_bytes,
@@ -185,7 +197,7 @@ class CudaConv final : public ConvKernel {
   ConvDesc fwd_, bwd_data_, bwd_filter_;
   ActivationDesc act_;
   ConvAlgos algos_{};
-  size_t y_bytes_ = 0, masked_ = 0;
+  size_t y_bytes_ = 0, masked_ = 0, half_dw_ = 0;
   Tensor zero_bias_;
   std::shared_ptr<ReorderedLayout> layout_;
 };

@@ -88,9 +88,19 @@ bool CudaEvent::query() const {
 
 // --- the backend ---
 
-void require_f32(DType t, const char* kernel) {
-  CONVOY_CHECK(t == DType::f32, kernel << " on cuda takes f32 tensors in this version, not " << dtype_name(t)
-                                       << " (fp16/bf16 kernels arrive with train.precision)");
+Elem elem(DType t) {
+  switch (t) {
+    case DType::f32: return Elem::f32;
+    case DType::f16: return Elem::f16;
+    case DType::bf16: return Elem::bf16;
+    default: break;
+  }
+  CONVOY_FAIL("convoy's CUDA kernels take f32, f16 or bf16 tensors, not " << dtype_name(t));
+}
+
+void require_float(DType t, const char* kernel) {
+  CONVOY_CHECK(t == DType::f32 || t == DType::f16 || t == DType::bf16,
+               kernel << " on cuda takes f32, f16 or bf16 tensors, not " << dtype_name(t));
 }
 
 namespace {

@@ -20,6 +20,7 @@
 #include "ops/backend.h"
 #include "ops/boundary.h"
 #include "ops/cuda/caching_allocator.h"
+#include "ops/cuda/elementwise.h"
 #include "ops/cuda/cudnn_desc.h"
 
 namespace convoy::ops::cuda {
@@ -160,8 +161,11 @@ std::unique_ptr<ConcatKernel> make_concat(CudaBackend& be, std::span<const Shape
 std::unique_ptr<DropoutKernel> make_dropout(CudaBackend& be, const Shape& shape, float p, DType dtype);
 std::unique_ptr<SoftmaxCrossEntropyKernel> make_softmax_cross_entropy(CudaBackend& be, int64_t N, int64_t K);
 
-// Refuses dtypes other than f32 until mixed precision lands (the next issue), naming the kernel.
-void require_f32(DType t, const char* kernel);
+// The layer kernels compute in f32, f16 or bf16 (mixed precision: tensor cores for the half types);
+// any other dtype is refused, naming the kernel.
+void require_float(DType t, const char* kernel);
+// The element type of elementwise.h's kernels for a dtype (f32, f16, bf16; others refused).
+Elem elem(DType t);
 
 // A weight kept in another layout on the device than its plain (PyTorch) one: pack reorders on the host
 // with `to_packed` (plain index -> packed index) and copies; unpack copies back and reorders.

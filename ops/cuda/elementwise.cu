@@ -1,3 +1,6 @@
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/elementwise.h"
 #include "ops/math/elementwise.h"
@@ -176,63 +179,106 @@ void sum_squares(cudaStream_t stream, const float* x, int64_t n, double* partial
   CUDA_CHECK(cudaGetLastError());
 }
 
-void relu_forward(cudaStream_t stream, const float* x, float* y, int64_t n) {
-  launch(stream, n, [=] __device__(int64_t i) { y[i] = relu(x[i]); });
+namespace {
+
+// Element access for f32, f16 and bf16 storage: load as f32, round once on store.
+__device__ __forceinline__ float ld(float v) { return v; }
+__device__ __forceinline__ float ld(__half v) { return __half2float(v); }
+__device__ __forceinline__ float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T st(float v);
+template <>
+__device__ __forceinline__ float st<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half st<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 st<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+template <typename T>
+void write_or_accumulate_t(cudaStream_t stream, T* dst, const T* src, int64_t n, bool accumulate) {
+  if (accumulate) {
+    launch(stream, n, [=] __device__(int64_t i) { dst[i] = st<T>(ld(dst[i]) + ld(src[i])); });
+  } else if (dst != src && n > 0) {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice, stream));
+  }
 }
 
-void relu_backward(cudaStream_t stream, const float* y, const float* dy, float* dx, int64_t n, bool accumulate) {
+template <typename T>
+void relu_forward_t(cudaStream_t stream, const T* x, T* y, int64_t n) {
+  launch(stream, n, [=] __device__(int64_t i) { y[i] = st<T>(relu(ld(x[i]))); });
+}
+
+template <typename T>
+void relu_backward_t(cudaStream_t stream, const T* y, const T* dy, T* dx, int64_t n, bool accumulate) {
   launch(stream, n, [=] __device__(int64_t i) {
-    const float g = y[i] > 0.f ? dy[i] : 0.f;
-    dx[i] = accumulate ? dx[i] + g : g;
+    const float g = ld(y[i]) > 0.f ? ld(dy[i]) : 0.f;
+    dx[i] = st<T>(accumulate ? ld(dx[i]) + g : g);
   });
 }
 
-void add_forward(cudaStream_t stream, const float* a, const float* b, float* y, int64_t n, bool relu) {
+template <typename T>
+void add_forward_t(cudaStream_t stream, const T* a, const T* b, T* y, int64_t n, bool relu) {
   launch(stream, n, [=] __device__(int64_t i) {
-    const float s = a[i] + b[i];
-    y[i] = relu ? convoy::ops::cuda::relu(s) : s;
+    const float s = ld(a[i]) + ld(b[i]);
+    y[i] = st<T>(relu ? convoy::ops::cuda::relu(s) : s);
   });
 }
 
-void add_backward(cudaStream_t stream, const float* y, const float* dy, float* da, bool acc_a, float* db, bool acc_b,
-                  int64_t n, bool relu) {
+template <typename T>
+void add_backward_t(cudaStream_t stream, const T* y, const T* dy, T* da, bool acc_a, T* db, bool acc_b, int64_t n,
+                    bool relu) {
   launch(stream, n, [=] __device__(int64_t i) {
-    const float g = relu && !(y[i] > 0.f) ? 0.f : dy[i];
-    if (da) da[i] = acc_a ? da[i] + g : g;
-    if (db) db[i] = acc_b ? db[i] + g : g;
+    const float g = relu && !(ld(y[i]) > 0.f) ? 0.f : ld(dy[i]);
+    if (da) da[i] = st<T>(acc_a ? ld(da[i]) + g : g);
+    if (db) db[i] = st<T>(acc_b ? ld(db[i]) + g : g);
   });
 }
 
-void dropout_forward(cudaStream_t stream, const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t step) {
+template <typename T>
+void dropout_forward_t(cudaStream_t stream, const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t step) {
   launch(stream, n, [=] __device__(int64_t i) {
-    y[i] = x[i] * math::dropout_scale(seed, step, static_cast<uint64_t>(i), p);
+    y[i] = st<T>(ld(x[i]) * math::dropout_scale(seed, step, static_cast<uint64_t>(i), p));
   });
 }
 
-void dropout_backward(cudaStream_t stream, const float* dy, float* dx, int64_t n, float p, uint64_t seed,
-                      uint64_t step, bool accumulate) {
+template <typename T>
+void dropout_backward_t(cudaStream_t stream, const T* dy, T* dx, int64_t n, float p, uint64_t seed, uint64_t step,
+                        bool accumulate) {
   launch(stream, n, [=] __device__(int64_t i) {
-    const float g = dy[i] * math::dropout_scale(seed, step, static_cast<uint64_t>(i), p);
-    dx[i] = accumulate ? dx[i] + g : g;
+    const float g = ld(dy[i]) * math::dropout_scale(seed, step, static_cast<uint64_t>(i), p);
+    dx[i] = st<T>(accumulate ? ld(dx[i]) + g : g);
   });
 }
 
-void strided_accumulate(cudaStream_t stream, float* dst, int64_t dst_pitch, const float* src, int64_t src_pitch,
-                        int64_t width, int64_t rows) {
+template <typename T>
+void strided_accumulate_t(cudaStream_t stream, T* dst, int64_t dst_pitch, const T* src, int64_t src_pitch,
+                          int64_t width, int64_t rows) {
   launch(stream, width * rows, [=] __device__(int64_t i) {
     const int64_t r = i / width, c = i % width;
-    dst[r * dst_pitch + c] += src[r * src_pitch + c];
+    dst[r * dst_pitch + c] = st<T>(ld(dst[r * dst_pitch + c]) + ld(src[r * src_pitch + c]));
   });
 }
 
-void bias_activation_rows(cudaStream_t stream, float* y, const float* b, int64_t N, int64_t K, bool relu) {
+template <typename T>
+void bias_activation_rows_t(cudaStream_t stream, T* y, const T* b, int64_t N, int64_t K, bool relu) {
   launch(stream, N * K, [=] __device__(int64_t i) {
-    const float v = b ? y[i] + b[i % K] : y[i];
-    y[i] = relu ? convoy::ops::cuda::relu(v) : v;
+    const float v = b ? ld(y[i]) + ld(b[i % K]) : ld(y[i]);
+    y[i] = st<T>(relu ? convoy::ops::cuda::relu(v) : v);
   });
 }
 
-void max_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, float* y, int32_t* argmax) {
+// One thread per column, rows in order: a fixed summation order.
+template <typename T>
+void bias_grad_rows_t(cudaStream_t stream, const T* g, float* db, int64_t N, int64_t K) {
+  launch(stream, K, [=] __device__(int64_t k) {
+    float sum = 0.f;
+    for (int64_t r = 0; r < N; ++r) sum += ld(g[r * K + k]);
+    db[k] = sum;
+  });
+}
+
+template <typename T>
+void max_pool_forward_t(cudaStream_t stream, const PoolShape& s, const T* x, T* y, int32_t* argmax) {
   launch(stream, s.N * s.OH * s.OW * s.C, [=] __device__(int64_t i) {
     const int64_t c = i % s.C, ow = (i / s.C) % s.OW, oh = (i / (s.C * s.OW)) % s.OH, n = i / (s.C * s.OW * s.OH);
     const math::Window wh = math::pool_window(oh, s.H, s.kh, s.sh, s.ph), ww = math::pool_window(ow, s.W, s.kw, s.sw, s.pw);
@@ -240,17 +286,18 @@ void max_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, f
     int32_t at = static_cast<int32_t>(wh.begin * s.W + ww.begin);
     for (int64_t h = wh.begin; h < wh.end; ++h)
       for (int64_t w = ww.begin; w < ww.end; ++w) {
-        const float v = x[((n * s.H + h) * s.W + w) * s.C + c];
+        const float v = ld(x[((n * s.H + h) * s.W + w) * s.C + c]);
         if (v > best || isnan(v)) best = v, at = static_cast<int32_t>(h * s.W + w);  // NaN wins, as in PyTorch's kernel
       }
-    y[i] = best;
+    y[i] = st<T>(best);
     argmax[i] = at;
   });
 }
 
 // Backward as a gather over the windows that contain each input: a fixed summation order, no atomics.
-void max_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy, const int32_t* argmax, float* dx,
-                       bool accumulate) {
+template <typename T>
+void max_pool_backward_t(cudaStream_t stream, const PoolShape& s, const T* dy, const int32_t* argmax, T* dx,
+                         bool accumulate) {
   launch(stream, s.N * s.H * s.W * s.C, [=] __device__(int64_t i) {
     const int64_t c = i % s.C, w = (i / s.C) % s.W, h = (i / (s.C * s.W)) % s.H, n = i / (s.C * s.W * s.H);
     int64_t oh0, oh1, ow0, ow1;
@@ -261,26 +308,28 @@ void max_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy,
     for (int64_t oh = oh0; oh <= oh1; ++oh)
       for (int64_t ow = ow0; ow <= ow1; ++ow) {
         const int64_t o = ((n * s.OH + oh) * s.OW + ow) * s.C + c;
-        if (argmax[o] == self) g += dy[o];
+        if (argmax[o] == self) g += ld(dy[o]);
       }
-    dx[i] = accumulate ? dx[i] + g : g;
+    dx[i] = st<T>(accumulate ? ld(dx[i]) + g : g);
   });
 }
 
-void avg_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, float* y) {
+template <typename T>
+void avg_pool_forward_t(cudaStream_t stream, const PoolShape& s, const T* x, T* y) {
   launch(stream, s.N * s.OH * s.OW * s.C, [=] __device__(int64_t i) {
     const int64_t c = i % s.C, ow = (i / s.C) % s.OW, oh = (i / (s.C * s.OW)) % s.OH, n = i / (s.C * s.OW * s.OH);
     const math::Window wh = math::pool_window(oh, s.H, s.kh, s.sh, s.ph), ww = math::pool_window(ow, s.W, s.kw, s.sw, s.pw);
     float sum = 0.f;
     for (int64_t h = wh.begin; h < wh.end; ++h)
-      for (int64_t w = ww.begin; w < ww.end; ++w) sum += x[((n * s.H + h) * s.W + w) * s.C + c];
+      for (int64_t w = ww.begin; w < ww.end; ++w) sum += ld(x[((n * s.H + h) * s.W + w) * s.C + c]);
     const int64_t count = s.count_include_pad ? wh.padded_size * ww.padded_size
                                               : (wh.end - wh.begin) * (ww.end - ww.begin);
-    y[i] = count > 0 ? sum / static_cast<float>(count) : 0.f;
+    y[i] = st<T>(count > 0 ? sum / static_cast<float>(count) : 0.f);
   });
 }
 
-void avg_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy, float* dx, bool accumulate) {
+template <typename T>
+void avg_pool_backward_t(cudaStream_t stream, const PoolShape& s, const T* dy, T* dx, bool accumulate) {
   launch(stream, s.N * s.H * s.W * s.C, [=] __device__(int64_t i) {
     const int64_t c = i % s.C, w = (i / s.C) % s.W, h = (i / (s.C * s.W)) % s.H, n = i / (s.C * s.W * s.H);
     int64_t oh0, oh1, ow0, ow1;
@@ -293,37 +342,114 @@ void avg_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy,
                            ww = math::pool_window(ow, s.W, s.kw, s.sw, s.pw);
         const int64_t count = s.count_include_pad ? wh.padded_size * ww.padded_size
                                                   : (wh.end - wh.begin) * (ww.end - ww.begin);
-        if (count > 0) g += dy[((n * s.OH + oh) * s.OW + ow) * s.C + c] / static_cast<float>(count);
+        if (count > 0) g += ld(dy[((n * s.OH + oh) * s.OW + ow) * s.C + c]) / static_cast<float>(count);
       }
-    dx[i] = accumulate ? dx[i] + g : g;
+    dx[i] = st<T>(accumulate ? ld(dx[i]) + g : g);
   });
 }
 
-void lrn_forward(cudaStream_t stream, const float* x, float* y, float* scale, int64_t pixels, int64_t C, int64_t size,
-                 float alpha, float beta, float k) {
+template <typename T>
+void lrn_forward_t(cudaStream_t stream, const T* x, T* y, float* scale, int64_t pixels, int64_t C, int64_t size,
+                   float alpha, float beta, float k) {
   launch(stream, pixels * C, [=] __device__(int64_t i) {
     const int64_t c = i % C, base = i - c;
     const int64_t lo = c - size / 2 > 0 ? c - size / 2 : 0, hi = c + (size - 1) / 2 < C - 1 ? c + (size - 1) / 2 : C - 1;
     float sum = 0.f;
-    for (int64_t j = lo; j <= hi; ++j) sum += x[base + j] * x[base + j];
+    for (int64_t j = lo; j <= hi; ++j) sum += ld(x[base + j]) * ld(x[base + j]);
     const float sc = k + alpha / static_cast<float>(size) * sum;
     scale[i] = sc;
-    y[i] = x[i] * powf(sc, -beta);
+    y[i] = st<T>(ld(x[i]) * powf(sc, -beta));
   });
 }
 
-void lrn_backward(cudaStream_t stream, const float* x, const float* dy, const float* scale, float* dx, int64_t pixels,
-                  int64_t C, int64_t size, float alpha, float beta, bool accumulate) {
+template <typename T>
+void lrn_backward_t(cudaStream_t stream, const T* x, const T* dy, const float* scale, T* dx, int64_t pixels, int64_t C,
+                    int64_t size, float alpha, float beta, bool accumulate) {
   launch(stream, pixels * C, [=] __device__(int64_t i) {
     const int64_t c = i % C, base = i - c;
     // Channel c is in the window of channel j when j - size/2 <= c <= j + (size-1)/2.
     const int64_t lo = c - (size - 1) / 2 > 0 ? c - (size - 1) / 2 : 0, hi = c + size / 2 < C - 1 ? c + size / 2 : C - 1;
     float acc = 0.f;
-    for (int64_t j = lo; j <= hi; ++j) acc += dy[base + j] * x[base + j] * powf(scale[base + j], -beta - 1.f);
-    const float g = dy[i] * powf(scale[i], -beta) - 2.f * alpha * beta / static_cast<float>(size) * x[i] * acc;
-    dx[i] = accumulate ? dx[i] + g : g;
+    for (int64_t j = lo; j <= hi; ++j) acc += ld(dy[base + j]) * ld(x[base + j]) * powf(scale[base + j], -beta - 1.f);
+    const float g = ld(dy[i]) * powf(scale[i], -beta) - 2.f * alpha * beta / static_cast<float>(size) * ld(x[i]) * acc;
+    dx[i] = st<T>(accumulate ? ld(dx[i]) + g : g);
   });
 }
+
+}  // namespace
+
+// The public entry points: the element type from the dtype, then the typed kernel.
+#define CONVOY_BY_DTYPE(t, what, CALL)                                                             \
+  switch (t) {                                                                                     \
+    case Elem::f32: { using T = float; CALL; return; }                                             \
+    case Elem::f16: { using T = __half; CALL; return; }                                            \
+    case Elem::bf16: { using T = __nv_bfloat16; CALL; return; }                                    \
+  }                                                                                                \
+  CONVOY_FAIL(what << ": element type " << static_cast<int>(t) << " is not f32, f16 or bf16")
+
+#define P(x) static_cast<T*>(x)
+#define C(x) static_cast<const T*>(x)
+
+void write_or_accumulate(cudaStream_t stream, Elem t, void* dst, const void* src, int64_t n, bool accumulate) {
+  CONVOY_BY_DTYPE(t, "accumulation", write_or_accumulate_t(stream, P(dst), C(src), n, accumulate));
+}
+void relu_forward(cudaStream_t stream, Elem t, const void* x, void* y, int64_t n) {
+  CONVOY_BY_DTYPE(t, "ReLU", relu_forward_t(stream, C(x), P(y), n));
+}
+void relu_backward(cudaStream_t stream, Elem t, const void* y, const void* dy, void* dx, int64_t n, bool accumulate) {
+  CONVOY_BY_DTYPE(t, "ReLU", relu_backward_t(stream, C(y), C(dy), P(dx), n, accumulate));
+}
+void add_forward(cudaStream_t stream, Elem t, const void* a, const void* b, void* y, int64_t n, bool relu) {
+  CONVOY_BY_DTYPE(t, "add", add_forward_t(stream, C(a), C(b), P(y), n, relu));
+}
+void add_backward(cudaStream_t stream, Elem t, const void* y, const void* dy, void* da, bool acc_a, void* db,
+                  bool acc_b, int64_t n, bool relu) {
+  CONVOY_BY_DTYPE(t, "add", add_backward_t(stream, C(y), C(dy), P(da), acc_a, P(db), acc_b, n, relu));
+}
+void dropout_forward(cudaStream_t stream, Elem t, const void* x, void* y, int64_t n, float p, uint64_t seed,
+                     uint64_t step) {
+  CONVOY_BY_DTYPE(t, "dropout", dropout_forward_t(stream, C(x), P(y), n, p, seed, step));
+}
+void dropout_backward(cudaStream_t stream, Elem t, const void* dy, void* dx, int64_t n, float p, uint64_t seed,
+                      uint64_t step, bool accumulate) {
+  CONVOY_BY_DTYPE(t, "dropout", dropout_backward_t(stream, C(dy), P(dx), n, p, seed, step, accumulate));
+}
+void strided_accumulate(cudaStream_t stream, Elem t, void* dst, int64_t dst_pitch, const void* src,
+                        int64_t src_pitch, int64_t width, int64_t rows) {
+  CONVOY_BY_DTYPE(t, "concat", strided_accumulate_t(stream, P(dst), dst_pitch, C(src), src_pitch, width, rows));
+}
+void bias_activation_rows(cudaStream_t stream, Elem t, void* y, const void* b, int64_t N, int64_t K, bool relu) {
+  CONVOY_BY_DTYPE(t, "linear epilogue", bias_activation_rows_t(stream, P(y), C(b), N, K, relu));
+}
+void bias_grad_rows(cudaStream_t stream, Elem t, const void* g, float* db, int64_t N, int64_t K) {
+  CONVOY_BY_DTYPE(t, "bias gradient", bias_grad_rows_t(stream, C(g), db, N, K));
+}
+void max_pool_forward(cudaStream_t stream, Elem t, const PoolShape& s, const void* x, void* y, int32_t* argmax) {
+  CONVOY_BY_DTYPE(t, "max pooling", max_pool_forward_t(stream, s, C(x), P(y), argmax));
+}
+void max_pool_backward(cudaStream_t stream, Elem t, const PoolShape& s, const void* dy, const int32_t* argmax,
+                       void* dx, bool accumulate) {
+  CONVOY_BY_DTYPE(t, "max pooling", max_pool_backward_t(stream, s, C(dy), argmax, P(dx), accumulate));
+}
+void avg_pool_forward(cudaStream_t stream, Elem t, const PoolShape& s, const void* x, void* y) {
+  CONVOY_BY_DTYPE(t, "average pooling", avg_pool_forward_t(stream, s, C(x), P(y)));
+}
+void avg_pool_backward(cudaStream_t stream, Elem t, const PoolShape& s, const void* dy, void* dx, bool accumulate) {
+  CONVOY_BY_DTYPE(t, "average pooling", avg_pool_backward_t(stream, s, C(dy), P(dx), accumulate));
+}
+void lrn_forward(cudaStream_t stream, Elem t, const void* x, void* y, float* scale, int64_t pixels, int64_t C_,
+                 int64_t size, float alpha, float beta, float k) {
+  CONVOY_BY_DTYPE(t, "LRN", lrn_forward_t(stream, C(x), P(y), scale, pixels, C_, size, alpha, beta, k));
+}
+void lrn_backward(cudaStream_t stream, Elem t, const void* x, const void* dy, const float* scale, void* dx,
+                  int64_t pixels, int64_t C_, int64_t size, float alpha, float beta, bool accumulate) {
+  CONVOY_BY_DTYPE(t, "LRN", lrn_backward_t(stream, C(x), C(dy), scale, P(dx), pixels, C_, size, alpha, beta,
+                                           accumulate));
+}
+
+#undef P
+#undef C
+#undef CONVOY_BY_DTYPE
 
 void bn_saved_variance(cudaStream_t stream, const float* inv_std, float* var, int64_t C, float eps) {
   launch(stream, C, [=] __device__(int64_t c) { var[c] = fmaxf(1.f / (inv_std[c] * inv_std[c]) - eps, 0.f); });

@@ -9,6 +9,10 @@
 
 namespace convoy::ops::cuda {
 
+// The element type of activation tensors: ops::DType's f32, f16 and bf16 (nvcc compiles this header as
+// C++17, so it cannot include ops/tensor.h; cuda_backend.h's elem() converts).
+enum class Elem : uint8_t { f32, f16, bf16 };
+
 // Elements per thread block of every launch.
 constexpr int kThreads = 256;
 
@@ -30,24 +34,32 @@ void sgd_update(cudaStream_t stream, float* w, float* v, const float* g, int64_t
 constexpr int kReduceBlocks = 256;
 void sum_squares(cudaStream_t stream, const float* x, int64_t n, double* partials, double* out);
 
-// --- activations ---
-void relu_forward(cudaStream_t stream, const float* x, float* y, int64_t n);
+// --- activations, in the layers' dtype ---
+// Activation tensors are f32, f16 or bf16 (t): the kernels compute in f32 and round once when they store.
+// Pointers are device pointers of elements of t.
+// dst = src, or dst += src, over n elements of t.
+void write_or_accumulate(cudaStream_t stream, Elem t, void* dst, const void* src, int64_t n, bool accumulate);
+void relu_forward(cudaStream_t stream, Elem t, const void* x, void* y, int64_t n);
 // dx (+)= dy where y > 0.
-void relu_backward(cudaStream_t stream, const float* y, const float* dy, float* dx, int64_t n, bool accumulate);
-void add_forward(cudaStream_t stream, const float* a, const float* b, float* y, int64_t n, bool relu);
+void relu_backward(cudaStream_t stream, Elem t, const void* y, const void* dy, void* dx, int64_t n, bool accumulate);
+void add_forward(cudaStream_t stream, Elem t, const void* a, const void* b, void* y, int64_t n, bool relu);
 // d (+)= dy (masked by y > 0 when relu); d may be null.
-void add_backward(cudaStream_t stream, const float* y, const float* dy, float* da, bool acc_a, float* db, bool acc_b,
-                  int64_t n, bool relu);
-void dropout_forward(cudaStream_t stream, const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t step);
-void dropout_backward(cudaStream_t stream, const float* dy, float* dx, int64_t n, float p, uint64_t seed,
+void add_backward(cudaStream_t stream, Elem t, const void* y, const void* dy, void* da, bool acc_a, void* db,
+                  bool acc_b, int64_t n, bool relu);
+void dropout_forward(cudaStream_t stream, Elem t, const void* x, void* y, int64_t n, float p, uint64_t seed,
+                     uint64_t step);
+void dropout_backward(cudaStream_t stream, Elem t, const void* dy, void* dx, int64_t n, float p, uint64_t seed,
                       uint64_t step, bool accumulate);
-// Rows of `width` floats from src (pitch src_pitch floats) added into dst (pitch dst_pitch): a concat's
+// Rows of `width` elements from src (pitch src_pitch elements) added into dst (pitch dst_pitch): a concat's
 // accumulating backward.
-void strided_accumulate(cudaStream_t stream, float* dst, int64_t dst_pitch, const float* src, int64_t src_pitch,
-                        int64_t width, int64_t rows);
+void strided_accumulate(cudaStream_t stream, Elem t, void* dst, int64_t dst_pitch, const void* src,
+                        int64_t src_pitch, int64_t width, int64_t rows);
 
-// y (N, K) row-major: y += b (b may be null), then ReLU when relu: a linear layer's epilogue.
-void bias_activation_rows(cudaStream_t stream, float* y, const float* b, int64_t N, int64_t K, bool relu);
+// y (N, K) row-major: y += b (b may be null, else K elements of t), then ReLU when relu: a linear
+// layer's epilogue.
+void bias_activation_rows(cudaStream_t stream, Elem t, void* y, const void* b, int64_t N, int64_t K, bool relu);
+// db[k] (f32) = sum over the N rows of g (N, K) of t: a linear layer's bias gradient in half precision.
+void bias_grad_rows(cudaStream_t stream, Elem t, const void* g, float* db, int64_t N, int64_t K);
 
 // --- pooling (NHWC, PyTorch's windows: ops/math/window.h) ---
 struct PoolShape {
@@ -55,18 +67,18 @@ struct PoolShape {
   bool count_include_pad;
 };
 // argmax: the input index (h * W + w) of each output's maximum, for the backward pass.
-void max_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, float* y, int32_t* argmax);
-void max_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy, const int32_t* argmax, float* dx,
-                       bool accumulate);
-void avg_pool_forward(cudaStream_t stream, const PoolShape& s, const float* x, float* y);
-void avg_pool_backward(cudaStream_t stream, const PoolShape& s, const float* dy, float* dx, bool accumulate);
+void max_pool_forward(cudaStream_t stream, Elem t, const PoolShape& s, const void* x, void* y, int32_t* argmax);
+void max_pool_backward(cudaStream_t stream, Elem t, const PoolShape& s, const void* dy, const int32_t* argmax,
+                       void* dx, bool accumulate);
+void avg_pool_forward(cudaStream_t stream, Elem t, const PoolShape& s, const void* x, void* y);
+void avg_pool_backward(cudaStream_t stream, Elem t, const PoolShape& s, const void* dy, void* dx, bool accumulate);
 
 // --- local response normalisation across channels (NHWC), PyTorch's LocalResponseNorm ---
-// scale = k + alpha/size * sum of x^2 over the channel window; y = x * scale^-beta. scale is kept.
-void lrn_forward(cudaStream_t stream, const float* x, float* y, float* scale, int64_t pixels, int64_t C, int64_t size,
-                 float alpha, float beta, float k);
-void lrn_backward(cudaStream_t stream, const float* x, const float* dy, const float* scale, float* dx, int64_t pixels,
-                  int64_t C, int64_t size, float alpha, float beta, bool accumulate);
+// scale = k + alpha/size * sum of x^2 over the channel window; y = x * scale^-beta. scale is kept (f32).
+void lrn_forward(cudaStream_t stream, Elem t, const void* x, void* y, float* scale, int64_t pixels, int64_t C,
+                 int64_t size, float alpha, float beta, float k);
+void lrn_backward(cudaStream_t stream, Elem t, const void* x, const void* dy, const float* scale, void* dx,
+                  int64_t pixels, int64_t C, int64_t size, float alpha, float beta, bool accumulate);
 
 // --- batch-norm bookkeeping beside cuDNN ---
 // var[c] = 1 / inv_std[c]^2 - eps (cuDNN saves the inverse standard deviation); ++*count.

@@ -10,7 +10,7 @@ namespace {
 class CudaPool final : public PoolKernel {
  public:
   explicit CudaPool(const PoolSpec& s) : s_(s) {
-    require_f32(s.dtype, "pooling");
+    require_float(s.dtype, "pooling");
     check_pool_spec(s);
     p_ = PoolShape{s.N, s.H, s.W, s.C, s.out_h(), s.out_w(), s.kh, s.kw, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
                    s.count_include_pad};
@@ -22,17 +22,17 @@ class CudaPool final : public PoolKernel {
   void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool) override {
     cudaStream_t st = cuda_ctx(ctx).stream();
     if (s_.kind == PoolKind::max)
-      max_pool_forward(st, p_, x.data_as<float>(), y.data_as<float>(), static_cast<int32_t*>(saved.data()));
+      max_pool_forward(st, elem(s_.dtype), p_, x.data(), y.data(), static_cast<int32_t*>(saved.data()));
     else
-      avg_pool_forward(st, p_, x.data_as<float>(), y.data_as<float>());
+      avg_pool_forward(st, elem(s_.dtype), p_, x.data(), y.data());
   }
   void backward(ExecContext& ctx, const Tensor& dy, const Tensor& saved, Tensor& dx, bool accumulate_dx) override {
     cudaStream_t st = cuda_ctx(ctx).stream();
     if (s_.kind == PoolKind::max)
-      max_pool_backward(st, p_, dy.data_as<float>(), static_cast<const int32_t*>(saved.data()), dx.data_as<float>(),
+      max_pool_backward(st, elem(s_.dtype), p_, dy.data(), static_cast<const int32_t*>(saved.data()), dx.data(),
                         accumulate_dx);
     else
-      avg_pool_backward(st, p_, dy.data_as<float>(), dx.data_as<float>(), accumulate_dx);
+      avg_pool_backward(st, elem(s_.dtype), p_, dy.data(), dx.data(), accumulate_dx);
   }
   std::vector<std::string> implementations() const override {
     return {s_.kind == PoolKind::max ? "convoy cuda max pool" : "convoy cuda avg pool"};
@@ -46,19 +46,18 @@ class CudaPool final : public PoolKernel {
 class CudaLrn final : public LrnKernel {
  public:
   explicit CudaLrn(const LrnSpec& s) : s_(s) {
-    require_f32(s.dtype, "local response normalisation");
+    require_float(s.dtype, "local response normalisation");
     check_lrn_spec(s);
   }
   size_t saved_bytes() const override { return static_cast<size_t>(s_.N * s_.H * s_.W * s_.C) * sizeof(float); }
   void forward(ExecContext& ctx, const Tensor& x, Tensor& y, Tensor& saved, bool) override {
-    lrn_forward(cuda_ctx(ctx).stream(), x.data_as<float>(), y.data_as<float>(), static_cast<float*>(saved.data()),
+    lrn_forward(cuda_ctx(ctx).stream(), elem(s_.dtype), x.data(), y.data(), static_cast<float*>(saved.data()),
                 s_.N * s_.H * s_.W, s_.C, s_.size, s_.alpha, s_.beta, s_.k);
   }
   void backward(ExecContext& ctx, const Tensor& x, const Tensor& dy, const Tensor& saved, Tensor& dx,
                 bool accumulate_dx) override {
-    lrn_backward(cuda_ctx(ctx).stream(), x.data_as<float>(), dy.data_as<float>(),
-                 static_cast<const float*>(saved.data()), dx.data_as<float>(), s_.N * s_.H * s_.W, s_.C, s_.size,
-                 s_.alpha, s_.beta, accumulate_dx);
+    lrn_backward(cuda_ctx(ctx).stream(), elem(s_.dtype), x.data(), dy.data(), static_cast<const float*>(saved.data()),
+                 dx.data(), s_.N * s_.H * s_.W, s_.C, s_.size, s_.alpha, s_.beta, accumulate_dx);
   }
   std::vector<std::string> implementations() const override { return {"convoy cuda lrn"}; }
 

@@ -49,7 +49,7 @@ TEST(CudaElementwise, DropoutEqualsTheCpuMath) {
   std::vector<float> x(n, 1.f);
   float* dx = to_device(x);
   float* dy = to_device(x);
-  dropout_forward(nullptr, dx, dy, n, 0.3f, 7, 11);
+  dropout_forward(nullptr, Elem::f32, dx, dy, n, 0.3f, 7, 11);
   auto y = to_host(dy, n);
   for (int64_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(y[i], math::dropout_scale(7, 11, i, 0.3f));
   cudaFree(dx), cudaFree(dy);

@@ -1,6 +1,7 @@
-// Native bf16 mixed precision (Graph::set_compute_dtype): every layer's bf16 kernels against the same
-// graph in f32, the ResNet zoo without reference kernels, fp32 master weights under a bf16 compute copy.
-// bf16 needs AVX-512 BF16 or AMX: elsewhere the tests skip, naming the ISA, and the refusal is checked.
+// Native mixed precision (Graph::set_compute_dtype): every layer's half-precision kernels against the same
+// graph in f32 and in the emulation of that storage, the ResNet zoo without reference kernels, fp32 master
+// weights under a half compute copy. The CPU computes in bf16 where it has AVX-512 BF16 or AMX (elsewhere
+// the tests skip, naming the ISA, and the refusal is checked); a GPU in f16 and bf16.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,10 +16,18 @@ namespace {
 using ops::DType;
 using ops::Shape;
 
-#define SKIP_WITHOUT_BF16()                                                                                \
+bool on_gpu() { return backend().device().kind == ops::DeviceKind::cuda; }
+
+// The half dtypes this backend computes in natively.
+std::vector<DType> half_dtypes() {
+  if (on_gpu()) return {DType::f16, DType::bf16};
+  if (ops::cpu_has_bf16()) return {DType::bf16};
+  return {};
+}
+
+#define SKIP_WITHOUT_HALF()                                                                                \
   do {                                                                                                     \
-    if (backend().device().kind == ops::DeviceKind::cuda) GTEST_SKIP() << "the CUDA bf16 kernels are not written"; \
-    if (!ops::cpu_has_bf16())                                                                              \
+    if (half_dtypes().empty())                                                                             \
       GTEST_SKIP() << "no bf16 arithmetic on this processor (oneDNN ISA " << ops::cpu_isa() << ")";       \
   } while (0)
 
@@ -75,11 +84,11 @@ struct Run {
 };
 
 template <typename Make>
-Run run(Make make, Mode mode, const Shape& input, uint64_t seed) {
+Run run(Make make, Mode mode, DType half, const Shape& input, uint64_t seed) {
   Run r{make(), {}};
   ops::Graph& g = *r.g;
-  if (mode == Mode::emulated) g.set_emulated_storage(DType::bf16);
-  if (mode == Mode::native) g.set_compute_dtype(DType::bf16);
+  if (mode == Mode::emulated) g.set_emulated_storage(half);
+  if (mode == Mode::native) g.set_compute_dtype(half);
   g.setup(&backend(), input);
   g.init_params(seed + 1);
   g.set_dropout_seed(5);
@@ -92,46 +101,52 @@ Run run(Make make, Mode mode, const Shape& input, uint64_t seed) {
   return r;
 }
 
-// The native bf16 kernels against the fp32 graph and against the bf16 emulation (fp32 kernels whose
-// layer boundaries are rounded to bf16: the rounding model of mixed precision). Both of them round the
+// The native half kernels against the fp32 graph and against the emulation of that storage (fp32 kernels
+// whose layer boundaries are rounded to it: the rounding model of mixed precision). Both of them round the
 // same values, so native and emulated agree much more closely than either agrees with fp32, where a deep
 // net's gradients through batch statistics can differ by tens of percent; and native is no further from
 // fp32 than the emulation is (1.25x and a point of slack).
 template <typename Make>
-void expect_bf16_matches(Make make, const Shape& input, uint64_t seed, double out_tol, double native_tol) {
-  Run f32 = run(make, Mode::f32, input, seed), emu = run(make, Mode::emulated, input, seed),
-      nat = run(make, Mode::native, input, seed);
-  EXPECT_EQ(nat.g->activation(nat.g->num_layers() - 1).dtype(), DType::bf16);
-  EXPECT_LT(relative_error(f32.eval_out, nat.eval_out), out_tol) << "evaluation output";
-  EXPECT_LT(relative_error(emu.eval_out, nat.eval_out), native_tol) << "evaluation output";
-  for (const auto& e : f32.g->param_layout().entries()) {
-    std::vector<float> a = host_values(f32.g->read_grad(e.name)), b = host_values(emu.g->read_grad(e.name)),
-                       c = host_values(nat.g->read_grad(e.name));
-    const double emu_err = relative_error(a, b), nat_err = relative_error(a, c);
-    EXPECT_LT(relative_error(b, c), native_tol) << e.name << " (native vs emulated bf16)";
-    EXPECT_LT(nat_err, 1.25 * emu_err + 0.01) << e.name << ": native " << nat_err << ", emulated " << emu_err;
-    // Master weights are f32, exactly as initialized (one seed in all graphs).
-    EXPECT_EQ(host_values(f32.g->read(e.name)), host_values(nat.g->read(e.name))) << e.name;
+void expect_half_matches(Make make, const Shape& input, uint64_t seed, double out_tol, double native_tol) {
+  for (DType half : half_dtypes()) {
+    SCOPED_TRACE(dtype_name(half));
+    Run f32 = run(make, Mode::f32, half, input, seed), emu = run(make, Mode::emulated, half, input, seed),
+        nat = run(make, Mode::native, half, input, seed);
+    EXPECT_EQ(nat.g->activation(nat.g->num_layers() - 1).dtype(), half);
+    EXPECT_LT(relative_error(f32.eval_out, nat.eval_out), out_tol) << "evaluation output";
+    EXPECT_LT(relative_error(emu.eval_out, nat.eval_out), native_tol) << "evaluation output";
+    for (const auto& e : f32.g->param_layout().entries()) {
+      std::vector<float> a = host_values(f32.g->read_grad(e.name)), b = host_values(emu.g->read_grad(e.name)),
+                         c = host_values(nat.g->read_grad(e.name));
+      const double emu_err = relative_error(a, b), nat_err = relative_error(a, c);
+      EXPECT_LT(relative_error(b, c), native_tol) << e.name << " (native vs emulated " << dtype_name(half) << ")";
+      EXPECT_LT(nat_err, 1.25 * emu_err + 0.01) << e.name << ": native " << nat_err << ", emulated " << emu_err;
+      // Master weights are f32, exactly as initialized (one seed in all graphs).
+      EXPECT_EQ(host_values(f32.g->read(e.name)), host_values(nat.g->read(e.name))) << e.name;
+    }
   }
 }
 
-TEST(Bf16, EveryLayerAgreesWithF32AndTheEmulation) {
-  SKIP_WITHOUT_BF16();
-  expect_bf16_matches(every_layer, Shape{4, 8, 8, 3}, 11, 0.02, 0.02);
+TEST(MixedPrecision, EveryLayerAgreesWithF32AndTheEmulation) {
+  SKIP_WITHOUT_HALF();
+  expect_half_matches(every_layer, Shape{4, 8, 8, 3}, 11, 0.02, 0.02);
 }
 
-TEST(Bf16, ResNetAgreesWithF32AndTheEmulationAndRunsNoReferenceKernel) {
-  SKIP_WITHOUT_BF16();
+TEST(MixedPrecision, ResNetAgreesWithF32AndTheEmulationAndRunsNoReferenceKernel) {
+  SKIP_WITHOUT_HALF();
   auto make = [] { return ops::make_model("resnet20", {10, 3, false}); };
-  expect_bf16_matches(make, Shape{8, 16, 16, 3}, 21, 0.03, 0.05);
-  auto g = make();
-  g->set_compute_dtype(DType::bf16);
-  g->setup(&backend(), Shape{8, 16, 16, 3});
-  for (const auto& s : g->implementations()) EXPECT_EQ(s.find("ref"), std::string::npos) << s;
+  expect_half_matches(make, Shape{8, 16, 16, 3}, 21, 0.03, 0.05);
+  for (DType half : half_dtypes()) {
+    auto g = make();
+    g->set_compute_dtype(half);
+    g->setup(&backend(), Shape{8, 16, 16, 3});
+    for (const auto& s : g->implementations()) EXPECT_EQ(s.find("ref"), std::string::npos) << s;
+  }
 }
 
-TEST(Bf16, ResNet18StagesRunNoReferenceKernel) {
-  SKIP_WITHOUT_BF16();
+TEST(MixedPrecision, ResNet18StagesRunNoReferenceKernelOnTheCpu) {
+  SKIP_WITHOUT_HALF();
+  if (on_gpu()) GTEST_SKIP() << "the im2col weight gradient is the CPU's";
   auto g = ops::make_model("resnet18");
   g->set_compute_dtype(DType::bf16);
   g->setup(&backend(), Shape{2, 64, 64, 3});
@@ -145,10 +160,10 @@ TEST(Bf16, ResNet18StagesRunNoReferenceKernel) {
 }
 
 // The compute copy follows the master weights: a change written into the f32 master changes the output.
-TEST(Bf16, ComputeCopyFollowsTheMasterWeights) {
-  SKIP_WITHOUT_BF16();
+TEST(MixedPrecision, ComputeCopyFollowsTheMasterWeights) {
+  SKIP_WITHOUT_HALF();
   auto g = every_layer();
-  g->set_compute_dtype(DType::bf16);
+  g->set_compute_dtype(half_dtypes().front());
   const Shape in{2, 8, 8, 3};
   g->setup(&backend(), in);
   g->init_params(3);
@@ -163,11 +178,11 @@ TEST(Bf16, ComputeCopyFollowsTheMasterWeights) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_NEAR(after[i] - before[i], 1.f, 0.02f) << i;
 }
 
-TEST(Bf16, RefusedWithEmulatedStorageAndWithoutTheIsa) {
+TEST(MixedPrecision, RefusedWithEmulatedStorageAndWithoutTheIsa) {
   ops::Graph g;
   g.set_emulated_storage(DType::f16);
   EXPECT_THROW(g.set_compute_dtype(DType::bf16), Error);
-  if (ops::cpu_has_bf16() || backend().device().kind == ops::DeviceKind::cuda) return;
+  if (!half_dtypes().empty()) return;
   auto m = ops::make_model("resnet20", {10, 3, false});
   m->set_compute_dtype(DType::bf16);
   try {
