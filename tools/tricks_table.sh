@@ -6,11 +6,12 @@
 # like the paper's (top-1 per row and the change from the row above) and writes it, a PNG of the test-
 # accuracy curves and every run's metrics under OUT. Interrupted, it resumes where it stopped: finished
 # runs are kept, an unfinished one continues from its newest checkpoint.
-#   tools/tricks_table.sh [--model resnet20] [--epochs 20] [--out runs/tricks_table]
-# The default (resnet20, 20 epochs per row, 7 rows) takes about 90 minutes on 2 cores.
+#   tools/tricks_table.sh [--model resnet20] [--epochs 10] [--out runs/tricks_table]
+# The default (resnet20, 10 epochs per row, 7 rows) took 44 minutes on 2 cores (AMD EPYC, AVX-512), the
+# run in docs/tricks.md; --epochs 20 takes about 90.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=resnet20 epochs=20 out=runs/tricks_table
+model=resnet20 epochs=10 out=runs/tricks_table
 while (($#)); do
   case $1 in
     --model) model=$2; shift 2 ;;
