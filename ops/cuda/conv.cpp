@@ -143,16 +143,21 @@ class CudaConv final : public ConvKernel {
   void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
     CudaContext& c = cuda_ctx(ctx);
     void* ws = c.workspace(algos_.fwd_bytes);
-    if (s_.fuse_relu) {
+    if (s_.fuse_relu && fused_forward_) {
       const void* bias = s_.bias ? b.data() : zero_bias_.data();
-      CUDNN_CHECK(cudnnConvolutionBiasActivationForward(c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(),
-                                                        fwd_.get(), algos_.fwd, ws, algos_.fwd_bytes, &kZero, y_.get(),
-                                                        y.data(), bias_.get(), bias, act_.get(), y_.get(), y.data()));
-      return;
+      const cudnnStatus_t st = cudnnConvolutionBiasActivationForward(
+          c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(), fwd_.get(), algos_.fwd, ws, algos_.fwd_bytes,
+          &kZero, y_.get(), y.data(), bias_.get(), bias, act_.get(), y_.get(), y.data());
+      if (st != CUDNN_STATUS_NOT_SUPPORTED) {
+        CUDNN_CHECK(st);
+        return;
+      }
+      fused_forward_ = false;  // this dtype or algorithm has no fused call: convolution, bias, then our ReLU
     }
     CUDNN_CHECK(cudnnConvolutionForward(c.cudnn(), &kOne, x_.get(), x.data(), w_.get(), w.data(), fwd_.get(),
                                         algos_.fwd, ws, algos_.fwd_bytes, &kZero, y_.get(), y.data()));
     if (s_.bias) CUDNN_CHECK(cudnnAddTensor(c.cudnn(), &kOne, bias_.get(), b.data(), &kOne, y_.get(), y.data()));
+    if (s_.fuse_relu) relu_forward(c.stream(), elem(s_.dtype), y.data(), y.data(), y.numel());
   }
 
   void backward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& dy, Tensor* dx,
@@ -184,7 +189,8 @@ class CudaConv final : public ConvKernel {
   }
 
   std::vector<std::string> implementations() const override {
-    return {"cudnn fwd algo " + std::to_string(static_cast<int>(algos_.fwd)),
+    return {"cudnn fwd algo " + std::to_string(static_cast<int>(algos_.fwd)) + " " + dtype_name(s_.dtype) +
+                (s_.fuse_relu ? (fused_forward_ ? " bias+relu fused" : " bias, convoy relu") : ""),
             "cudnn bwd-data algo " + std::to_string(static_cast<int>(algos_.bwd_data)),
             "cudnn bwd-filter algo " + std::to_string(static_cast<int>(algos_.bwd_filter))};
   }
@@ -198,6 +204,7 @@ class CudaConv final : public ConvKernel {
   ActivationDesc act_;
   ConvAlgos algos_{};
   size_t y_bytes_ = 0, masked_ = 0, half_dw_ = 0;
+  bool fused_forward_ = true;  // cudnnConvolutionBiasActivationForward accepted so far
   Tensor zero_bias_;
   std::shared_ptr<ReorderedLayout> layout_;
 };
