@@ -37,6 +37,10 @@ enum class InitKind : uint8_t {
   kaiming_normal_fan_out,  // N(0, 2 / fan_out): torchvision's ResNet convolutions
   kaiming_uniform_a_sqrt5, // PyTorch's default for Conv2d and Linear weights: U(±1/sqrt(fan_in))
   uniform_fan_in,          // PyTorch's default for biases: U(±1/sqrt(fan_in))
+  kaiming_normal_fan_in,   // N(0, 2 / fan_in): torchvision's DenseNet convolutions
+  normal_0_01,             // N(0, 0.01^2): torchvision's VGG linear layers; GoogLeNet's trunc_normal(std=0.01)
+                           // truncated at +-2, which at that std no draw reaches
+  xavier_uniform,          // U(±sqrt(6 / (fan_in + fan_out))): d2l's init_cnn (NiN)
 };
 
 struct ArenaEntry {

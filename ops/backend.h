@@ -145,6 +145,21 @@ class PoolKernel {
   virtual std::vector<std::string> implementations() const = 0;
 };
 
+// Adaptive average pooling (PyTorch's AdaptiveAvgPool2d, ops/math/window.h): (N, H, W, C) -> (N, OH, OW, C).
+struct AdaptivePoolSpec {
+  int64_t N = 1, H = 1, W = 1, C = 1;
+  int64_t OH = 1, OW = 1;
+  DType dtype = DType::f32;
+};
+
+class AdaptivePoolKernel {
+ public:
+  virtual ~AdaptivePoolKernel() = default;
+  virtual void forward(ExecContext& ctx, const Tensor& x, Tensor& y) = 0;
+  virtual void backward(ExecContext& ctx, const Tensor& dy, Tensor& dx, bool accumulate_dx) = 0;
+  virtual std::vector<std::string> implementations() const = 0;
+};
+
 struct LinearSpec {
   int64_t N = 1;
   Shape in;  // per-sample input: (C) or NHWC (H, W, C); weights are (K, C*H*W) in PyTorch's NCHW flatten order
@@ -277,6 +292,7 @@ class Backend {
   virtual std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) = 0;
   virtual std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) = 0;
   virtual std::unique_ptr<PoolKernel> pool2d(const PoolSpec& spec) = 0;
+  virtual std::unique_ptr<AdaptivePoolKernel> adaptive_avg_pool2d(const AdaptivePoolSpec& spec) = 0;
   virtual std::unique_ptr<LinearKernel> linear(const LinearSpec& spec) = 0;
   virtual std::unique_ptr<ReluKernel> relu(const Shape& shape, DType dtype) = 0;
   virtual std::unique_ptr<AddKernel> add(const Shape& shape, bool fuse_relu, DType dtype) = 0;

@@ -136,6 +136,27 @@ class GuardedPool final : public PoolKernel {
   Boundary& b_;
 };
 
+class GuardedAdaptivePool final : public AdaptivePoolKernel {
+ public:
+  GuardedAdaptivePool(std::unique_ptr<AdaptivePoolKernel> in, Boundary& b) : in_(std::move(in)), b_(b) {}
+  void forward(ExecContext& ctx, const Tensor& x, Tensor& y) override {
+    Boundary::Scope s(b_);
+    Tensor yi = P(y, "y");
+    in_->forward(b_.inner(ctx), P(x, "x"), yi);
+  }
+  void backward(ExecContext& ctx, const Tensor& dy, Tensor& dx, bool accumulate_dx) override {
+    Boundary::Scope s(b_);
+    Tensor dxi = P(dx, "dx");
+    in_->backward(b_.inner(ctx), P(dy, "dy"), dxi, accumulate_dx);
+  }
+  std::vector<std::string> implementations() const override { return in_->implementations(); }
+
+ private:
+  static constexpr const char* kKernel = "adaptive pooling";
+  std::unique_ptr<AdaptivePoolKernel> in_;
+  Boundary& b_;
+};
+
 class GuardedRelu final : public ReluKernel {
  public:
   GuardedRelu(std::unique_ptr<ReluKernel> in, Boundary& b) : in_(std::move(in)), b_(b) {}
@@ -299,6 +320,9 @@ std::unique_ptr<BatchNormKernel> guard(std::unique_ptr<BatchNormKernel> k, Bound
 }
 std::unique_ptr<PoolKernel> guard(std::unique_ptr<PoolKernel> k, Boundary& b) {
   return std::make_unique<GuardedPool>(std::move(k), b);
+}
+std::unique_ptr<AdaptivePoolKernel> guard(std::unique_ptr<AdaptivePoolKernel> k, Boundary& b) {
+  return std::make_unique<GuardedAdaptivePool>(std::move(k), b);
 }
 std::unique_ptr<LinearKernel> guard(std::unique_ptr<LinearKernel> k, Boundary& b) {
   return std::make_unique<GuardedWeighted<LinearKernel>>(std::move(k), b, "linear");

@@ -408,9 +408,19 @@ void Graph::init_params(uint64_t seed) {
           case InitKind::ones:
             for (int64_t i = 0; i < n; ++i) p[i] = 1.f;
             break;
-          case InitKind::kaiming_normal_fan_out: {
-            double std = std::sqrt(2.0 / static_cast<double>(e.fan_out));
+          case InitKind::kaiming_normal_fan_out:
+          case InitKind::kaiming_normal_fan_in:
+          case InitKind::normal_0_01: {
+            const double std = e.init == InitKind::normal_0_01 ? 0.01
+                               : std::sqrt(2.0 / static_cast<double>(e.init == InitKind::kaiming_normal_fan_in
+                                                                         ? e.fan_in
+                                                                         : e.fan_out));
             for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(normal(gen) * std);
+            break;
+          }
+          case InitKind::xavier_uniform: {
+            const double bound = std::sqrt(6.0 / static_cast<double>(e.fan_in + e.fan_out));
+            for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>((2.0 * uniform(gen) - 1.0) * bound);
             break;
           }
           case InitKind::kaiming_uniform_a_sqrt5:

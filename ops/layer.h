@@ -87,6 +87,7 @@ struct Conv2dOptions {
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
   bool bias = false;
   InitKind init = InitKind::kaiming_uniform_a_sqrt5;  // PyTorch's default
+  InitKind bias_init = InitKind::uniform_fan_in;      // PyTorch's default
 };
 // Square-kernel shorthand: conv_options(64, 3, 1, 1) is Conv2d(C, 64, 3, stride=1, padding=1).
 Conv2dOptions conv_options(int64_t out_channels, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
@@ -109,8 +110,17 @@ std::unique_ptr<Layer> relu();
 std::unique_ptr<Layer> max_pool2d(const PoolOptions& o);
 std::unique_ptr<Layer> avg_pool2d(const PoolOptions& o);
 std::unique_ptr<Layer> global_avg_pool();  // (N, H, W, C) -> (N, 1, 1, C)
+// PyTorch's AdaptiveAvgPool2d((out_h, out_w)): windows of varying size that may overlap.
+std::unique_ptr<Layer> adaptive_avg_pool2d(int64_t out_h, int64_t out_w);
 // Input (N, C) or (N, H, W, C); weights in PyTorch's (out, C*H*W) NCHW-flatten order.
 std::unique_ptr<Layer> linear(int64_t out_features, bool bias = true);
+struct LinearOptions {
+  int64_t out_features = 1;
+  bool bias = true;
+  InitKind init = InitKind::kaiming_uniform_a_sqrt5;  // PyTorch's defaults
+  InitKind bias_init = InitKind::uniform_fan_in;
+};
+std::unique_ptr<Layer> linear(const LinearOptions& o);
 std::unique_ptr<Layer> dropout(float p);
 std::unique_ptr<Layer> local_response_norm(int64_t size, float alpha = 1e-4f, float beta = 0.75f, float k = 1.f);
 std::unique_ptr<Layer> concat();  // along channels

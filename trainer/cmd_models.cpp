@@ -23,14 +23,14 @@ void add_models_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("models", "List the models: parameters and GFLOPs per image at the default size");
   cmd->callback([&action] {
     action = [] {
-      std::printf("%-10s %14s %9s %9s  %-12s %s\n", "model", "parameters", "GMACs", "GFLOPs", "input", "description");
+      std::printf("%-12s %14s %9s %9s  %-12s %s\n", "model", "parameters", "GMACs", "GFLOPs", "input", "description");
       for (const auto& m : ops::model_infos()) {
         auto g = ops::make_model(m.name);
         g->setup(nullptr, ops::Shape{1, m.image_size, m.image_size, m.channels});
         double macs = static_cast<double>(g->macs());
         std::string input = std::to_string(m.channels) + "x" + std::to_string(m.image_size) + "x" +
                             std::to_string(m.image_size);
-        std::printf("%-10s %14s %9.4g %9.4g  %-12s %s\n", m.name.c_str(), with_commas(g->num_params()).c_str(),
+        std::printf("%-12s %14s %9.4g %9.4g  %-12s %s\n", m.name.c_str(), with_commas(g->num_params()).c_str(),
                     macs / 1e9, 2 * macs / 1e9, input.c_str(), m.description.c_str());
       }
       std::printf("\nGMACs: multiply-accumulates of convolutions and linear layers per image (what papers usually\n"

@@ -50,6 +50,9 @@ std::unique_ptr<BatchNormKernel> CpuBackend::batch_norm(const BatchNormSpec& s) 
   return guard(make_batch_norm(*this, s), boundary_);
 }
 std::unique_ptr<PoolKernel> CpuBackend::pool2d(const PoolSpec& s) { return guard(make_pool(*this, s), boundary_); }
+std::unique_ptr<AdaptivePoolKernel> CpuBackend::adaptive_avg_pool2d(const AdaptivePoolSpec& s) {
+  return guard(make_adaptive_pool(*this, s), boundary_);
+}
 std::unique_ptr<LinearKernel> CpuBackend::linear(const LinearSpec& s) { return guard(make_linear(*this, s), boundary_); }
 std::unique_ptr<ReluKernel> CpuBackend::relu(const Shape& shape, DType t) {
   return guard(make_relu(*this, shape, t), boundary_);

@@ -58,6 +58,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) override;
   std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) override;
   std::unique_ptr<PoolKernel> pool2d(const PoolSpec& spec) override;
+  std::unique_ptr<AdaptivePoolKernel> adaptive_avg_pool2d(const AdaptivePoolSpec& spec) override;
   std::unique_ptr<LinearKernel> linear(const LinearSpec& spec) override;
   std::unique_ptr<ReluKernel> relu(const Shape& shape, DType dtype) override;
   std::unique_ptr<AddKernel> add(const Shape& shape, bool fuse_relu, DType dtype) override;
@@ -89,6 +90,7 @@ class CpuBackend final : public Backend {
 std::unique_ptr<ConvKernel> make_conv(CpuBackend& be, const ConvSpec& spec);
 std::unique_ptr<BatchNormKernel> make_batch_norm(CpuBackend& be, const BatchNormSpec& spec);
 std::unique_ptr<PoolKernel> make_pool(CpuBackend& be, const PoolSpec& spec);
+std::unique_ptr<AdaptivePoolKernel> make_adaptive_pool(CpuBackend& be, const AdaptivePoolSpec& spec);
 std::unique_ptr<LinearKernel> make_linear(CpuBackend& be, const LinearSpec& spec);
 std::unique_ptr<ReluKernel> make_relu(CpuBackend& be, const Shape& shape, DType dtype);
 std::unique_ptr<AddKernel> make_add(CpuBackend& be, const Shape& shape, bool fuse_relu, DType dtype);

@@ -73,6 +73,14 @@ void max_pool_backward(cudaStream_t stream, Elem t, const PoolShape& s, const vo
 void avg_pool_forward(cudaStream_t stream, Elem t, const PoolShape& s, const void* x, void* y);
 void avg_pool_backward(cudaStream_t stream, Elem t, const PoolShape& s, const void* dy, void* dx, bool accumulate);
 
+// Adaptive average pooling (PyTorch's AdaptiveAvgPool2d; windows from ops/math/window.h).
+struct AdaptiveShape {
+  int64_t N, H, W, C, OH, OW;
+};
+void adaptive_avg_pool_forward(cudaStream_t stream, Elem t, const AdaptiveShape& s, const void* x, void* y);
+void adaptive_avg_pool_backward(cudaStream_t stream, Elem t, const AdaptiveShape& s, const void* dy, void* dx,
+                                bool accumulate);
+
 // --- local response normalisation across channels (NHWC), PyTorch's LocalResponseNorm ---
 // scale = k + alpha/size * sum of x^2 over the channel window; y = x * scale^-beta. scale is kept (f32).
 void lrn_forward(cudaStream_t stream, Elem t, const void* x, void* y, float* scale, int64_t pixels, int64_t C,

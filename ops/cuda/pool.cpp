@@ -65,9 +65,32 @@ class CudaLrn final : public LrnKernel {
   LrnSpec s_;
 };
 
+// PyTorch's AdaptiveAvgPool2d over ops/math/window.h (a gather in both directions).
+class CudaAdaptivePool final : public AdaptivePoolKernel {
+ public:
+  explicit CudaAdaptivePool(const AdaptivePoolSpec& s) : s_(s), a_{s.N, s.H, s.W, s.C, s.OH, s.OW} {
+    require_float(s.dtype, "adaptive pooling");
+    CONVOY_CHECK(s.OH > 0 && s.OW > 0, "adaptive pooling to an empty " << s.OH << "x" << s.OW << " output");
+  }
+  void forward(ExecContext& ctx, const Tensor& x, Tensor& y) override {
+    adaptive_avg_pool_forward(cuda_ctx(ctx).stream(), elem(s_.dtype), a_, x.data(), y.data());
+  }
+  void backward(ExecContext& ctx, const Tensor& dy, Tensor& dx, bool accumulate_dx) override {
+    adaptive_avg_pool_backward(cuda_ctx(ctx).stream(), elem(s_.dtype), a_, dy.data(), dx.data(), accumulate_dx);
+  }
+  std::vector<std::string> implementations() const override { return {"convoy cuda adaptive avg pool"}; }
+
+ private:
+  AdaptivePoolSpec s_;
+  AdaptiveShape a_;
+};
+
 }  // namespace
 
 std::unique_ptr<PoolKernel> make_pool(CudaBackend&, const PoolSpec& s) { return std::make_unique<CudaPool>(s); }
+std::unique_ptr<AdaptivePoolKernel> make_adaptive_pool(CudaBackend&, const AdaptivePoolSpec& s) {
+  return std::make_unique<CudaAdaptivePool>(s);
+}
 std::unique_ptr<LrnKernel> make_lrn(CudaBackend&, const LrnSpec& s) { return std::make_unique<CudaLrn>(s); }
 
 }  // namespace convoy::ops::cuda

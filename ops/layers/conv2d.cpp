@@ -41,7 +41,7 @@ class Conv2d final : public Layer {
     int64_t fan_in = (s_.C / s_.groups) * s_.R * s_.S, fan_out = s_.K * s_.R * s_.S;
     sink.param("weight", s_.weight_shape(), ParamRole::weight, o_.init, fan_in, fan_out,
                kernel_ ? kernel_->weight_layout() : nullptr);
-    if (s_.bias) sink.param("bias", Shape{s_.K}, ParamRole::bias, InitKind::uniform_fan_in, fan_in, fan_out);
+    if (s_.bias) sink.param("bias", Shape{s_.K}, ParamRole::bias, o_.bias_init, fan_in, fan_out);
   }
 
   std::vector<std::string> implementations() const override { return kernel_->implementations(); }

@@ -6,7 +6,7 @@ namespace {
 // y = x w^T + b, optionally relu'd. x: (N, C) or (N, H, W, C)  w: (K, C*H*W) in NCHW-flatten order  y: (N, K).
 class Linear final : public Layer {
  public:
-  Linear(int64_t out, bool bias) : out_(out), bias_(bias) {}
+  explicit Linear(const LinearOptions& o) : out_(o.out_features), bias_(o.bias), o_(o) {}
   std::string_view type() const override { return s_.fuse_relu ? "Linear+ReLU" : "Linear"; }
   bool absorb_relu() override { return s_.fuse_relu = true; }
 
@@ -29,9 +29,9 @@ class Linear final : public Layer {
 
   void declare(ParamSink& sink) override {
     int64_t fan_in = s_.in_features();
-    sink.param("weight", Shape{s_.K, fan_in}, ParamRole::weight, InitKind::kaiming_uniform_a_sqrt5, fan_in, s_.K,
+    sink.param("weight", Shape{s_.K, fan_in}, ParamRole::weight, o_.init, fan_in, s_.K,
                kernel_ ? kernel_->weight_layout() : nullptr);
-    if (bias_) sink.param("bias", Shape{s_.K}, ParamRole::bias, InitKind::uniform_fan_in, fan_in, s_.K);
+    if (bias_) sink.param("bias", Shape{s_.K}, ParamRole::bias, o_.bias_init, fan_in, s_.K);
   }
 
   std::vector<std::string> implementations() const override { return kernel_->implementations(); }
@@ -48,15 +48,23 @@ class Linear final : public Layer {
  private:
   int64_t out_;
   bool bias_;
+  LinearOptions o_;
   LinearSpec s_;
   std::unique_ptr<LinearKernel> kernel_;
 };
 
 }  // namespace
 
+std::unique_ptr<Layer> linear(const LinearOptions& o) {
+  CONVOY_CHECK(o.out_features > 0, "Linear needs out_features > 0, got " << o.out_features);
+  return std::make_unique<Linear>(o);
+}
+
 std::unique_ptr<Layer> linear(int64_t out_features, bool bias) {
-  CONVOY_CHECK(out_features > 0, "Linear needs out_features > 0, got " << out_features);
-  return std::make_unique<Linear>(out_features, bias);
+  LinearOptions o;
+  o.out_features = out_features;
+  o.bias = bias;
+  return linear(o);
 }
 
 }  // namespace convoy::ops

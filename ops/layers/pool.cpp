@@ -73,6 +73,41 @@ std::unique_ptr<Layer> avg_pool2d(const PoolOptions& o) {
   check(o);
   return std::make_unique<Pool2d>(PoolKind::avg, o, false);
 }
+namespace {
+// PyTorch's AdaptiveAvgPool2d((OH, OW)): torchvision's AlexNet (6x6) and VGG (7x7) heads.
+class AdaptiveAvgPool2d final : public Layer {
+ public:
+  AdaptiveAvgPool2d(int64_t oh, int64_t ow) { s_.OH = oh, s_.OW = ow; }
+  std::string_view type() const override { return "AdaptiveAvgPool2d"; }
+  Shape infer(std::span<const Shape> in) override {
+    CONVOY_CHECK(in.size() == 1 && in[0].rank() == 4, "AdaptiveAvgPool2d takes one (N, H, W, C) input");
+    s_.N = in[0][0], s_.H = in[0][1], s_.W = in[0][2], s_.C = in[0][3];
+    return Shape{s_.N, s_.OH, s_.OW, s_.C};
+  }
+  void build(Backend& be) override {
+    s_.dtype = dtype();
+    kernel_ = be.adaptive_avg_pool2d(s_);
+  }
+  std::vector<std::string> implementations() const override { return kernel_->implementations(); }
+  void forward(const RunContext& rc, std::span<const Tensor* const> x, Tensor& y) override {
+    kernel_->forward(rc.ctx, *x[0], y);
+  }
+  void backward(const RunContext& rc, std::span<const Tensor* const>, const Tensor&, const Tensor& dy,
+                std::span<Tensor* const> dx, std::span<const bool> accumulate) override {
+    if (dx[0]) kernel_->backward(rc.ctx, dy, *dx[0], accumulate[0]);
+  }
+
+ private:
+  AdaptivePoolSpec s_;
+  std::unique_ptr<AdaptivePoolKernel> kernel_;
+};
+}  // namespace
+
+std::unique_ptr<Layer> adaptive_avg_pool2d(int64_t out_h, int64_t out_w) {
+  CONVOY_CHECK(out_h > 0 && out_w > 0, "AdaptiveAvgPool2d output must be positive, got " << out_h << "x" << out_w);
+  return std::make_unique<AdaptiveAvgPool2d>(out_h, out_w);
+}
+
 std::unique_ptr<Layer> global_avg_pool() { return std::make_unique<Pool2d>(PoolKind::avg, PoolOptions{}, true); }
 
 }  // namespace convoy::ops

@@ -37,4 +37,18 @@ CONVOY_HD void windows_containing(int64_t i, int64_t out, int64_t k, int64_t s, 
   last = hi < out - 1 ? hi : out - 1;
 }
 
+// Adaptive average pooling as PyTorch's AdaptiveAvgPool2d: output row o of `out` averages input rows
+// [floor(o * in / out), ceil((o + 1) * in / out)). Windows overlap when in is not a multiple of out, and
+// repeat rows when out > in.
+CONVOY_HD int64_t adaptive_begin(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
+CONVOY_HD int64_t adaptive_end(int64_t o, int64_t in, int64_t out) { return ((o + 1) * in + out - 1) / out; }
+
+// The output rows [first, last] whose adaptive windows contain input row i:
+// begin(o) <= i  <=>  o <= ceil((i + 1) * out / in) - 1;  end(o) > i  <=>  o >= floor(i * out / in).
+CONVOY_HD void adaptive_windows_containing(int64_t i, int64_t in, int64_t out, int64_t& first, int64_t& last) {
+  first = (i * out) / in;
+  last = ((i + 1) * out + in - 1) / in - 1;
+  if (last > out - 1) last = out - 1;
+}
+
 }  // namespace convoy::math

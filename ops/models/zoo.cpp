@@ -35,6 +35,23 @@ const std::vector<ModelInfo>& model_infos() {
       {"resnet8", "CIFAR-style ResNet-8 (16/32/64 channels, one 3x3 basic block per stage)", 32, 3, 10},
       {"resnet20", "CIFAR-style ResNet-20 (16/32/64 channels, 3x3 basic blocks, 1x1 projection shortcuts)", 32, 3,
        10},
+      {"alexnet", "AlexNet as torchvision builds it (one GPU's version: 64-192-384-256-256 channels)", 224, 3, 1000},
+      {"vgg11", "VGG-11 (configuration A) as torchvision builds it", 224, 3, 1000},
+      {"vgg11_bn", "VGG-11 with batch norm as torchvision builds it", 224, 3, 1000},
+      {"vgg13", "VGG-13 (configuration B) as torchvision builds it", 224, 3, 1000},
+      {"vgg13_bn", "VGG-13 with batch norm as torchvision builds it", 224, 3, 1000},
+      {"vgg16", "VGG-16 (configuration D) as torchvision builds it", 224, 3, 1000},
+      {"vgg16_bn", "VGG-16 with batch norm as torchvision builds it", 224, 3, 1000},
+      {"vgg19", "VGG-19 (configuration E) as torchvision builds it", 224, 3, 1000},
+      {"vgg19_bn", "VGG-19 with batch norm as torchvision builds it", 224, 3, 1000},
+      {"nin", "Network in Network as d2l builds it for Fashion-MNIST (4 NiN blocks, global average pooling)", 224, 1,
+       10},
+      {"googlenet", "GoogLeNet (Inception v1) as torchvision builds it, without the auxiliary classifiers", 224, 3,
+       1000},
+      {"densenet121", "DenseNet-121 as torchvision builds it (growth 32, blocks 6-12-24-16)", 224, 3, 1000},
+      {"densenet161", "DenseNet-161 as torchvision builds it (growth 48, blocks 6-12-36-24)", 224, 3, 1000},
+      {"densenet169", "DenseNet-169 as torchvision builds it (growth 32, blocks 6-12-32-32)", 224, 3, 1000},
+      {"densenet201", "DenseNet-201 as torchvision builds it (growth 32, blocks 6-12-48-32)", 224, 3, 1000},
   };
   return infos;
 }
@@ -54,6 +71,11 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
   int64_t channels = o.in_channels > 0 ? o.in_channels : info.channels;
   CONVOY_CHECK(classes >= 2, "a classifier needs at least 2 classes, got " << classes);
   if (name == "lenet5") return make_lenet5(channels, classes);
+  if (name == "alexnet") return make_alexnet(channels, classes);
+  if (name.starts_with("vgg")) return make_vgg(name, channels, classes);
+  if (name == "nin") return make_nin(channels, classes);
+  if (name == "googlenet") return make_googlenet(channels, classes);
+  if (name.starts_with("densenet")) return make_densenet(name, channels, classes);
   return make_resnet(resnet_config(name), channels, classes, o.zero_gamma);
 }
 

@@ -30,6 +30,12 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
 
 // Builders (ops/models/*.cpp).
 std::unique_ptr<Graph> make_lenet5(int64_t in_channels, int64_t num_classes);
+// ops/models/classic.cpp
+std::unique_ptr<Graph> make_alexnet(int64_t in_channels, int64_t num_classes);
+std::unique_ptr<Graph> make_vgg(const std::string& name, int64_t in_channels, int64_t num_classes);  // vgg11 .. vgg19_bn
+std::unique_ptr<Graph> make_nin(int64_t in_channels, int64_t num_classes);
+std::unique_ptr<Graph> make_googlenet(int64_t in_channels, int64_t num_classes);
+std::unique_ptr<Graph> make_densenet(const std::string& name, int64_t in_channels, int64_t num_classes);
 enum class ResNetStem { classic, deep };  // 7x7 conv vs three 3x3 convs (ResNet-C)
 struct ResNetConfig {
   std::string name;

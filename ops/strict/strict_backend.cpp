@@ -80,6 +80,9 @@ class StrictBackend final : public Backend {
     return guard(inner_->batch_norm(s), boundary_);
   }
   std::unique_ptr<PoolKernel> pool2d(const PoolSpec& s) override { return guard(inner_->pool2d(s), boundary_); }
+  std::unique_ptr<AdaptivePoolKernel> adaptive_avg_pool2d(const AdaptivePoolSpec& s) override {
+    return guard(inner_->adaptive_avg_pool2d(s), boundary_);
+  }
   std::unique_ptr<LinearKernel> linear(const LinearSpec& s) override { return guard(inner_->linear(s), boundary_); }
   std::unique_ptr<ReluKernel> relu(const Shape& shape, DType t) override {
     return guard(inner_->relu(shape, t), boundary_);

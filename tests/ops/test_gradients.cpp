@@ -154,6 +154,30 @@ TEST(Gradients, GlobalAvgPool) {
   expect_gradients_match(*g, input_for(*g));
 }
 
+// Shrinking with overlapping windows (5 -> 3, 7 -> 2), growing with repeated rows (2 -> 3, 3 -> 4), and
+// the identity (AlexNet and VGG at 224x224).
+TEST(Gradients, AdaptiveAvgPool) {
+  struct Case {
+    Shape input;
+    int64_t oh, ow;
+  };
+  for (const Case& c : {Case{Shape{2, 5, 7, 3}, 3, 2}, Case{Shape{1, 2, 3, 2}, 3, 4}, Case{Shape{1, 4, 4, 2}, 4, 4}}) {
+    SCOPED_TRACE(c.input.str() + " -> " + std::to_string(c.oh) + "x" + std::to_string(c.ow));
+    auto g = one_layer(ops::adaptive_avg_pool2d(c.oh, c.ow), c.input);
+    expect_gradients_match(*g, input_for(*g));
+  }
+}
+
+// PyTorch's windows by hand: rows [floor(o*in/out), ceil((o+1)*in/out)).
+TEST(Forward, AdaptiveAvgPoolWindowsArePyTorchs) {
+  auto down = one_layer(ops::adaptive_avg_pool2d(2, 1), Shape{1, 3, 1, 1});
+  EXPECT_EQ(host_values(down->forward(device_tensor(Shape{1, 3, 1, 1}, {1.f, 2.f, 4.f}))),
+            (std::vector<float>{1.5f, 3.f}));
+  auto up = one_layer(ops::adaptive_avg_pool2d(3, 1), Shape{1, 2, 1, 1});
+  EXPECT_EQ(host_values(up->forward(device_tensor(Shape{1, 2, 1, 1}, {2.f, 4.f}))),
+            (std::vector<float>{2.f, 3.f, 4.f}));
+}
+
 TEST(Gradients, LocalResponseNorm) {
   auto g = one_layer(ops::local_response_norm(5, 0.5f, 0.75f, 1.f), Shape{2, 2, 2, 7});
   expect_gradients_match(*g, input_for(*g));

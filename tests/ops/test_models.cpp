@@ -1,4 +1,4 @@
-// The model zoo: torchvision's parameter counts and names, no reference kernels on ResNet layers,
+// The model zoo: torchvision's parameter counts and names, no reference kernels in any zoo model,
 // fusion that changes no result, and a small ResNet that can fit 64 samples.
 #include <gtest/gtest.h>
 
@@ -34,6 +34,21 @@ TEST(Models, ParameterCountsEqualTorchvision) {
   EXPECT_EQ(count_params("resnet101"), 44549160);
   EXPECT_EQ(count_params("resnet152"), 60192808);
   EXPECT_EQ(count_params("resnet20"), 272474);     // 1x1-projection shortcuts (option B)
+  EXPECT_EQ(count_params("alexnet"), 61100840);
+  EXPECT_EQ(count_params("vgg11"), 132863336);
+  EXPECT_EQ(count_params("vgg11_bn"), 132868840);
+  EXPECT_EQ(count_params("vgg13"), 133047848);
+  EXPECT_EQ(count_params("vgg13_bn"), 133053736);
+  EXPECT_EQ(count_params("vgg16"), 138357544);
+  EXPECT_EQ(count_params("vgg16_bn"), 138365992);
+  EXPECT_EQ(count_params("vgg19"), 143667240);
+  EXPECT_EQ(count_params("vgg19_bn"), 143678248);
+  EXPECT_EQ(count_params("googlenet"), 6624904);  // torchvision's without the auxiliary heads
+  EXPECT_EQ(count_params("densenet121"), 7978856);
+  EXPECT_EQ(count_params("densenet161"), 28681000);
+  EXPECT_EQ(count_params("densenet169"), 14149480);
+  EXPECT_EQ(count_params("densenet201"), 20013928);
+  EXPECT_EQ(count_params("nin"), 1992166);  // d2l's Fashion-MNIST NiN (1 channel, 10 classes)
 }
 
 TEST(Models, ClassesAndInputChannelsAreParameters) {
@@ -54,7 +69,8 @@ TEST(Models, UnknownModelListsTheKnownOnes) {
 }
 
 // Every parameter and buffer of torchvision's state_dict, by name and shape, in the same order
-// (tests/data holds the lists, written from torchvision 0.14 by tools in this repository's history).
+// (tests/data holds the lists, written from torchvision 0.14: {name: shape} of model.state_dict(); GoogLeNet
+// with aux_logits=False).
 void expect_torchvision_names(const std::string& model) {
   std::ifstream in(std::string(CONVOY_SOURCE_DIR) + "/tests/data/torchvision_" + model + "_state_dict.txt");
   ASSERT_TRUE(in) << "missing golden file for " << model;
@@ -97,6 +113,11 @@ void expect_torchvision_names(const std::string& model) {
 
 TEST(Models, NamesAndShapesEqualTorchvisionResNet18) { expect_torchvision_names("resnet18"); }
 TEST(Models, NamesAndShapesEqualTorchvisionResNet50) { expect_torchvision_names("resnet50"); }
+TEST(Models, NamesAndShapesEqualTorchvisionAlexNet) { expect_torchvision_names("alexnet"); }
+TEST(Models, NamesAndShapesEqualTorchvisionVgg11Bn) { expect_torchvision_names("vgg11_bn"); }
+TEST(Models, NamesAndShapesEqualTorchvisionVgg16) { expect_torchvision_names("vgg16"); }
+TEST(Models, NamesAndShapesEqualTorchvisionGoogLeNet) { expect_torchvision_names("googlenet"); }
+TEST(Models, NamesAndShapesEqualTorchvisionDenseNet121) { expect_torchvision_names("densenet121"); }
 
 TEST(Models, ResNet50dNamesFollowTimm) {
   auto g = ops::make_model("resnet50d");
@@ -109,10 +130,10 @@ TEST(Models, ResNet50dNamesFollowTimm) {
 
 class NoReferenceKernels : public ::testing::TestWithParam<std::tuple<std::string, int64_t>> {};
 
-TEST_P(NoReferenceKernels, InAnyResNetLayer) {
+TEST_P(NoReferenceKernels, InAnyZooLayer) {
   auto [model, size] = GetParam();
   auto g = ops::make_model(model);
-  g->setup(&backend(), Shape{2, size, size, 3});
+  g->setup(&backend(), Shape{2, size, size, ops::model_info(model).channels});
   auto impls = g->implementations();
   EXPECT_GT(impls.size(), g->num_layers());
   for (const auto& s : impls) EXPECT_EQ(s.find("ref"), std::string::npos) << s;
@@ -121,7 +142,9 @@ TEST_P(NoReferenceKernels, InAnyResNetLayer) {
 INSTANTIATE_TEST_SUITE_P(Models, NoReferenceKernels,
                          ::testing::Values(std::make_tuple("resnet18", 64), std::make_tuple("resnet50", 64),
                                            std::make_tuple("resnet50a", 64), std::make_tuple("resnet50d", 64),
-                                           std::make_tuple("resnet20", 32)),
+                                           std::make_tuple("resnet20", 32), std::make_tuple("alexnet", 64),
+                                           std::make_tuple("vgg11_bn", 32), std::make_tuple("nin", 96),
+                                           std::make_tuple("googlenet", 32), std::make_tuple("densenet121", 32)),
                          [](const auto& info) { return std::get<0>(info.param); });
 
 TEST(Models, ZeroGammaZeroesTheLastBatchNormOfEveryBlock) {
