@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torchvision
 
+from torchvision_layout import convoy_layout
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,7 +30,7 @@ def main():
         for group in ("params", "buffers"):
             for name, ds in f[group].items():
                 state[name] = torch.as_tensor(np.asarray(ds[()]))
-    model = getattr(torchvision.models, a.model)(num_classes=a.num_classes)
+    model = getattr(torchvision.models, a.model)(num_classes=a.num_classes, **convoy_layout(a.model))
     conv1 = state.get("conv1.weight")
     if conv1 is not None and conv1.shape[1] != model.conv1.in_channels:  # e.g. 1-channel Fashion-MNIST
         model.conv1 = torch.nn.Conv2d(conv1.shape[1], model.conv1.out_channels, model.conv1.kernel_size,

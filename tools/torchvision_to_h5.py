@@ -14,6 +14,8 @@ import h5py
 import torch
 import torchvision
 
+from torchvision_layout import convoy_layout
+
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,11 +25,12 @@ def main():
                    help="a saved state_dict (.pth) to load; default: torchvision's fresh initialization")
     p.add_argument("--num-classes", type=int, default=1000)
     a = p.parse_args()
-    model = getattr(torchvision.models, a.model)(num_classes=a.num_classes)
+    model = getattr(torchvision.models, a.model)(num_classes=a.num_classes, **convoy_layout(a.model))
     if a.weights:
         model.load_state_dict(torch.load(a.weights, map_location="cpu"))
     params = {name for name, _ in model.named_parameters()}
     with h5py.File(a.out, "w") as f:
+        f.require_group("params"), f.require_group("buffers")  # both, even where a model has no buffers
         for name, t in model.state_dict().items():
             group = "params" if name in params else "buffers"
             data = t.detach().cpu().numpy()

@@ -1,5 +1,5 @@
-// Interop with PyTorch: torchvision's own ResNet-18 weights, moved with tools/torchvision_to_h5.py, give
-// the same outputs in convoy as in PyTorch for the same input (this checks layouts, names, batch norm
+// Interop with PyTorch: torchvision's own weights (ResNet-18, AlexNet, VGG-11-BN, GoogLeNet, DenseNet-121),
+// moved with tools/torchvision_to_h5.py, give the same outputs in convoy as in PyTorch for the same input (this checks layouts, names, batch norm
 // in evaluation mode, and the NHWC/NCHW bookkeeping end to end); and a convoy checkpoint goes back to a
 // state_dict that loads strictly into torchvision.
 #include <gtest/gtest.h>
@@ -30,26 +30,39 @@ std::vector<float> read_floats(const std::string& file, const std::string& name,
   return v;
 }
 
-TEST(Interop, TorchvisionResNet18GivesTheSameLogitsInConvoy) {
-  const std::string dir = temp_dir("interop"), src = CONVOY_SOURCE_DIR;
-  const std::string weights = dir + "/resnet18.h5", io = dir + "/io.h5";
-  ASSERT_EQ(0, sh("/usr/bin/python3 " + src + "/tools/torchvision_to_h5.py resnet18 --num-classes 10 --out " +
+// One model per family, at a small input (AlexNet's and VGG's adaptive pools then grow 1x1 maps to 6x6 and
+// 7x7, which checks them too).
+struct InteropCase {
+  const char* model;
+  int size;
+};
+
+class TorchvisionLogits : public ::testing::TestWithParam<InteropCase> {};
+
+TEST_P(TorchvisionLogits, AreConvoysForTheSameWeightsAndInput) {
+  const auto [model, size] = GetParam();
+  const std::string dir = temp_dir(std::string("interop-") + model), src = CONVOY_SOURCE_DIR;
+  const std::string weights = dir + "/weights.h5", io = dir + "/io.h5";
+  ASSERT_EQ(0, sh("/usr/bin/python3 " + src + "/tools/torchvision_to_h5.py " + model + " --num-classes 10 --out " +
                   weights + " > /dev/null"));
   // The same weights, an input batch, and torchvision's logits in evaluation mode (after a few training
   // forwards, so the BN running statistics are not the trivial 0 / 1).
   std::ofstream(dir + "/ref.py") << R"(
 import sys, h5py, numpy as np, torch, torchvision
+sys.path.insert(0, sys.argv[5])
+from torchvision_layout import convoy_layout
 torch.manual_seed(0)
-m = torchvision.models.resnet18(num_classes=10)
+name, size = sys.argv[3], int(sys.argv[4])
+m = getattr(torchvision.models, name)(num_classes=10, **convoy_layout(name))
 with h5py.File(sys.argv[1]) as f:
     state = {k: torch.as_tensor(np.asarray(v[()])) for g in ("params", "buffers") for k, v in f[g].items()}
 m.load_state_dict(state)
 m.train()
 with torch.no_grad():
     for _ in range(3):
-        m(torch.randn(8, 3, 64, 64) * 2 + 0.5)
+        m(torch.randn(8, 3, size, size) * 2 + 0.5)
 m.eval()
-x = torch.randn(4, 3, 64, 64)
+x = torch.randn(4, 3, size, size)
 with torch.no_grad():
     y = m(x)
 with h5py.File(sys.argv[2], "w") as f:
@@ -60,11 +73,12 @@ with h5py.File(sys.argv[1], "a") as f:  # the updated running statistics
         if "running" in k:
             f["buffers/" + k][...] = v.numpy()
 )";
-  ASSERT_EQ(0, sh("/usr/bin/python3 " + dir + "/ref.py " + weights + " " + io));
+  ASSERT_EQ(0, sh("/usr/bin/python3 " + dir + "/ref.py " + weights + " " + io + " " + model + " " +
+                  std::to_string(size) + " " + src + "/tools"));
 
   auto backend = ops::make_cpu_backend(2);
-  auto g = ops::make_model("resnet18", {10, 3, false});
-  g->setup(backend.get(), ops::Shape{4, 64, 64, 3});
+  auto g = ops::make_model(model, {10, 3, false});
+  g->setup(backend.get(), ops::Shape{4, size, size, 3});
   g->init_params(1);
   trainer::load_weights(weights, *g);
   g->set_training(false);
@@ -73,9 +87,9 @@ with h5py.File(sys.argv[1], "a") as f:  # the updated running statistics
   ops::Tensor x = ops::Tensor::zeros_host(g->input_shape());
   for (int n = 0; n < 4; ++n)
     for (int c = 0; c < 3; ++c)
-      for (int h = 0; h < 64; ++h)
-        for (int w = 0; w < 64; ++w)
-          x.host<float>()[((n * 64 + h) * 64 + w) * 3 + c] = x_nchw[((n * 3 + c) * 64 + h) * 64 + w];
+      for (int h = 0; h < size; ++h)
+        for (int w = 0; w < size; ++w)
+          x.host<float>()[((n * size + h) * size + w) * 3 + c] = x_nchw[((n * 3 + c) * size + h) * size + w];
   const ops::Tensor& y = g->forward(x);
   ASSERT_EQ(static_cast<size_t>(y.numel()), want.size());
   double max_diff = 0, scale = 0;
@@ -85,6 +99,12 @@ with h5py.File(sys.argv[1], "a") as f:  # the updated running statistics
   }
   EXPECT_LT(max_diff, 1e-4 * std::max(1.0, scale)) << "largest logit " << scale;
 }
+
+INSTANTIATE_TEST_SUITE_P(Interop, TorchvisionLogits,
+                         ::testing::Values(InteropCase{"resnet18", 64}, InteropCase{"alexnet", 64},
+                                           InteropCase{"vgg11_bn", 32}, InteropCase{"googlenet", 32},
+                                           InteropCase{"densenet121", 32}),
+                         [](const auto& info) { return std::string(info.param.model); });
 
 TEST(Interop, ConvoyCheckpointLoadsStrictlyIntoTorchvision) {
   const std::string dir = temp_dir("interop-back"), src = CONVOY_SOURCE_DIR;
