@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torchvision
 
-from torchvision_layout import convoy_layout
+from torchvision_layout import build
 
 
 def main():
@@ -30,11 +30,7 @@ def main():
         for group in ("params", "buffers"):
             for name, ds in f[group].items():
                 state[name] = torch.as_tensor(np.asarray(ds[()]))
-    model = getattr(torchvision.models, a.model)(num_classes=a.num_classes, **convoy_layout(a.model))
-    conv1 = state.get("conv1.weight")
-    if conv1 is not None and conv1.shape[1] != model.conv1.in_channels:  # e.g. 1-channel Fashion-MNIST
-        model.conv1 = torch.nn.Conv2d(conv1.shape[1], model.conv1.out_channels, model.conv1.kernel_size,
-                                      model.conv1.stride, model.conv1.padding, bias=False)
+    model = build(a.model, a.num_classes, state)  # e.g. a 1-channel conv1 for Fashion-MNIST
     model.load_state_dict(state, strict=True)
     torch.save(model.state_dict(), a.out)
     print(f"wrote {len(state)} tensors to {a.out}; they load into torchvision's {a.model} strictly")

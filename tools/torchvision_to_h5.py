@@ -14,7 +14,7 @@ import h5py
 import torch
 import torchvision
 
-from torchvision_layout import convoy_layout
+from torchvision_layout import build
 
 
 def main():
@@ -25,9 +25,10 @@ def main():
                    help="a saved state_dict (.pth) to load; default: torchvision's fresh initialization")
     p.add_argument("--num-classes", type=int, default=1000)
     a = p.parse_args()
-    model = getattr(torchvision.models, a.model)(num_classes=a.num_classes, **convoy_layout(a.model))
-    if a.weights:
-        model.load_state_dict(torch.load(a.weights, map_location="cpu"))
+    state = torch.load(a.weights, map_location="cpu") if a.weights else None
+    model = build(a.model, a.num_classes, state)  # the first conv's channels follow the state's
+    if state is not None:
+        model.load_state_dict(state)
     params = {name for name, _ in model.named_parameters()}
     with h5py.File(a.out, "w") as f:
         f.require_group("params"), f.require_group("buffers")  # both, even where a model has no buffers

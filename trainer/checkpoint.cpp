@@ -149,7 +149,12 @@ CheckpointContents read_and_verify(const std::string& path, Handle& f) {
   }
   using namespace datasets::h5;
   CONVOY_CHECK(has_attribute(f.get(), "format") && read_string_attribute(f.get(), "format", path) == "convoy-checkpoint",
-               path << " is not a convoy checkpoint (no format = convoy-checkpoint attribute)");
+               path << " is not a convoy checkpoint (no format = convoy-checkpoint attribute)"
+                    << (has_object(f.get(), "params") ? "; it has /params, as a weights file from "
+                                                        "tools/torchvision_to_h5.py has: evaluate it with "
+                                                        "`convoy eval --weights`, or train from it with "
+                                                        "model.init_from"
+                                                      : ""));
   const int64_t version = int_attr(f.get(), "version", path);
   CONVOY_CHECK(version == kVersion,
                path << " is checkpoint format version " << version << "; this convoy reads version " << kVersion);

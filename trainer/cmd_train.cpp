@@ -12,7 +12,7 @@ namespace convoy::trainer {
 namespace {
 
 struct TrainArgs {
-  std::string config, out, resume, checkpoint, timeline;
+  std::string config, out, resume, checkpoint, weights, timeline;
   int64_t stop_at_step = 0;
   std::vector<std::string> overrides;
 };
@@ -58,11 +58,15 @@ int run_train(const TrainArgs& a, const comm::World& world) {
 int run_eval(const TrainArgs& a, const comm::World& world) {
   Config cfg = load_config(a.config, a.overrides);
   Trainer trainer(cfg, run_dir_for(a), &world);
-  trainer.load_weights_from(a.checkpoint);
+  if (!a.weights.empty())
+    trainer.load_plain_weights(a.weights);
+  else
+    trainer.load_weights_from(a.checkpoint);
   EvalResult r = trainer.evaluate();
+  const std::string& what = a.weights.empty() ? a.checkpoint : a.weights;
   if (world.rank() == 0)
     std::printf("%s: top-1 %.2f %%, top-5 %.2f %%, loss %.4f on %lld images of split '%s' (%.1f s)\n",
-                a.checkpoint.c_str(), 100 * r.top1, 100 * r.top5, r.loss, static_cast<long long>(r.samples),
+                what.c_str(), 100 * r.top1, 100 * r.top5, r.loss, static_cast<long long>(r.samples),
                 cfg.data.val_split.c_str(), r.seconds);
   return 0;
 }
@@ -84,9 +88,15 @@ void add_train_commands(CLI::App& app, Action& action) {
   });
 
   auto b = std::make_shared<TrainArgs>();
-  auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint on the validation split");
+  auto* eval = app.add_subcommand("eval", "Evaluate a checkpoint or a weights file on the validation split");
   eval->add_option("--config", b->config, "Experiment config")->required()->check(CLI::ExistingFile);
-  eval->add_option("--checkpoint", b->checkpoint, "Checkpoint file")->required()->check(CLI::ExistingFile);
+  auto* source = eval->add_option_group("what to evaluate", "exactly one of");
+  source->add_option("--checkpoint", b->checkpoint, "A convoy checkpoint")->check(CLI::ExistingFile);
+  source->add_option("--weights", b->weights,
+                     "An HDF5 file of /params and /buffers in PyTorch's layout, as tools/torchvision_to_h5.py "
+                     "writes (torchvision's weights)")
+      ->check(CLI::ExistingFile);
+  source->require_option(1);
   eval->add_option("--set", b->overrides, "Override a config key (repeatable)");
   eval->callback([b, &action] {
     action = [b] { return run_with_world([b](const comm::World& w) { return run_eval(*b, w); }); };

@@ -237,6 +237,7 @@ std::optional<std::string> Trainer::choose_resume(const std::string& resume) {
 }
 
 void Trainer::load_weights_from(const std::string& checkpoint) { load_checkpoint(checkpoint, *graph_, nullptr); }
+void Trainer::load_plain_weights(const std::string& file) { load_weights(file, *graph_); }
 
 int Trainer::train(const std::string& resume) {
   const TrainConfig& t = cfg_.train;

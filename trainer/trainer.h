@@ -55,6 +55,9 @@ class Trainer {
   const std::optional<EvalResult>& final_eval() const { return final_eval_; }
   // Loads parameters and buffers of a checkpoint (for convoy eval).
   void load_weights_from(const std::string& checkpoint);
+  // Loads parameters and buffers from an HDF5 file in PyTorch's layout (/params, /buffers: what
+  // tools/torchvision_to_h5.py writes and model.init_from reads), for convoy eval --weights.
+  void load_plain_weights(const std::string& file);
   // Checkpoint and stop, as on a preemption, once the global step reaches `step` (0 = never): for tests
   // of resumption and for time-boxed runs.
   void set_stop_at_step(int64_t step) { stop_at_step_ = step; }

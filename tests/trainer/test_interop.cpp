@@ -106,16 +106,40 @@ INSTANTIATE_TEST_SUITE_P(Interop, TorchvisionLogits,
                                            InteropCase{"densenet121", 32}),
                          [](const auto& info) { return std::string(info.param.model); });
 
-TEST(Interop, ConvoyCheckpointLoadsStrictlyIntoTorchvision) {
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A convoy checkpoint goes to a state_dict that loads strictly into torchvision, comes back as a weights
+// file (tools/torchvision_to_h5.py --weights), and `convoy eval --weights` scores it exactly as the
+// checkpoint; `--checkpoint` on the weights file says what it is and what to use.
+TEST(Interop, ConvoyCheckpointRoundTripsThroughTorchvisionAndEvaluatesAsWeights) {
   const std::string dir = temp_dir("interop-back"), src = CONVOY_SOURCE_DIR;
-  trainer::Config c = trainer::parse_config(small_config(fashion_subset(256, 64)), "small.yaml",
-                                            {"model.name=resnet18", "train.epochs=1", "train.batch_size=64"});
+  const std::string yaml = dir + "/small.yaml";
+  std::ofstream(yaml) << small_config(fashion_subset(256, 64));
+  const std::vector<std::string> sets{"model.name=resnet18", "train.epochs=1", "train.batch_size=64"};
+  trainer::Config c = trainer::parse_config(slurp(yaml), yaml, sets);
   trainer::Trainer t(c, dir);
   ASSERT_EQ(t.train(""), 0);
   const std::string ckpt = t.checkpoints().list().at(0);
   ASSERT_EQ(0, sh("/usr/bin/python3 " + src + "/tools/h5_to_torchvision.py " + ckpt +
                   " --model resnet18 --num-classes 10 --out " + dir + "/r18.pth > /dev/null"));
-  EXPECT_TRUE(std::filesystem::exists(dir + "/r18.pth"));
+  ASSERT_EQ(0, sh("/usr/bin/python3 " + src + "/tools/torchvision_to_h5.py resnet18 --num-classes 10 --weights " +
+                  dir + "/r18.pth --out " + dir + "/r18.h5 > /dev/null"));
+  std::string common = std::string(CONVOY_BINARY) + " eval --config " + yaml;
+  for (const auto& s : sets) common += " --set " + s;
+  ASSERT_EQ(0, sh(common + " --checkpoint " + ckpt + " > " + dir + "/ckpt.txt 2>&1")) << slurp(dir + "/ckpt.txt");
+  ASSERT_EQ(0, sh(common + " --weights " + dir + "/r18.h5 > " + dir + "/weights.txt 2>&1"))
+      << slurp(dir + "/weights.txt");
+  auto scores = [](const std::string& out) {  // between the file name and the time taken
+    const size_t a = out.find(": top-1"), b = out.rfind(" (");
+    return a == std::string::npos || b == std::string::npos || b < a ? out : out.substr(a, b - a);
+  };
+  EXPECT_EQ(scores(slurp(dir + "/ckpt.txt")), scores(slurp(dir + "/weights.txt")));
+  EXPECT_NE(0, sh(common + " --checkpoint " + dir + "/r18.h5 > " + dir + "/wrong.txt 2>&1"));
+  EXPECT_NE(slurp(dir + "/wrong.txt").find("is not a convoy checkpoint"), std::string::npos) << slurp(dir + "/wrong.txt");
+  EXPECT_NE(slurp(dir + "/wrong.txt").find("convoy eval --weights"), std::string::npos) << slurp(dir + "/wrong.txt");
 }
 
 }  // namespace
