@@ -46,6 +46,7 @@ AugmentOptions make_augment(const LoaderOptions& o, const ShardedDataset& data) 
   a.jitter = o.jitter;
   a.lighting_std = o.lighting_std;
   a.raw_pad = o.raw_pad;
+  a.raw_resize = o.resize_raw ? o.output_size : 0;
   a.bf16 = o.dtype == PixelType::bf16;
   if (o.mean) {
     a.mean = *o.mean;

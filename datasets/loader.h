@@ -59,6 +59,7 @@ struct LoaderOptions {
   float jitter = 0.4f;          // brightness/contrast/saturation strength (jpeg training)
   float lighting_std = 0.1f;    // PCA lighting noise (jpeg training)
   int raw_pad = 4;              // raw training: pad-and-random-crop padding
+  bool resize_raw = false;      // raw: resize records to output_size x output_size (bilinear) first
 
   // Throws convoy::Error naming the first invalid field.
   void validate() const;

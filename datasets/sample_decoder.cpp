@@ -24,7 +24,11 @@ SampleDecoder::SampleDecoder(AugmentOptions options, Encoding encoding, int raw_
     out_h_ = out_w_ = o_.output_size;
     out_c_ = 3;
   } else {
-    out_h_ = raw_h_, out_w_ = raw_w_, out_c_ = raw_c_;
+    CONVOY_CHECK(o_.raw_resize >= 0 && o_.raw_resize <= 4096,
+                 "The raw resize must be in [0, 4096] (0: keep the records' size), got " << o_.raw_resize << ".");
+    out_h_ = o_.raw_resize ? o_.raw_resize : raw_h_;
+    out_w_ = o_.raw_resize ? o_.raw_resize : raw_w_;
+    out_c_ = raw_c_;
   }
   CONVOY_CHECK(out_h_ > 0 && out_w_ > 0 && out_c_ > 0, "The output image size must be positive.");
   CONVOY_CHECK(static_cast<int>(o_.mean.size()) == out_c_ && static_cast<int>(o_.stddev.size()) == out_c_,
@@ -107,8 +111,16 @@ void SampleDecoder::decode_jpeg_eval(const uint8_t* record, size_t bytes, void* 
 void SampleDecoder::decode_raw(const uint8_t* record, size_t bytes, Rng& rng, void* out) {
   CONVOY_CHECK(static_cast<int64_t>(bytes) == int64_t{raw_h_} * raw_w_ * raw_c_,
                "a raw record has " << bytes << " bytes, expected " << raw_h_ << "x" << raw_w_ << "x" << raw_c_);
+  const int H = out_h_, W = out_w_, C = raw_c_;
+  if (o_.raw_resize) {  // bilinear with half-pixel centres (OpenCV's INTER_LINEAR, PIL's bilinear upscaling)
+    scaled_.resize(static_cast<size_t>(H) * W * C);
+    const cv::Mat src(raw_h_, raw_w_, CV_8UC(C), const_cast<uint8_t*>(record));
+    cv::Mat dst(H, W, CV_8UC(C), scaled_.data());
+    cv::resize(src, dst, cv::Size(W, H), 0, 0, cv::INTER_LINEAR);
+    record = scaled_.data();
+  }
   if (!o_.train) {
-    store_normalized(record, raw_h_, raw_w_, raw_c_, false, scale_.data(), bias_.data(), o_.bf16, out);
+    store_normalized(record, H, W, C, false, scale_.data(), bias_.data(), o_.bf16, out);
     return;
   }
   // Zero-pad by P on every side, crop H x W at a random offset in [0, 2P], flip.
@@ -116,18 +128,17 @@ void SampleDecoder::decode_raw(const uint8_t* record, size_t bytes, Rng& rng, vo
   const int dy = static_cast<int>(rng.between(0, 2 * P)) - P;
   const int dx = static_cast<int>(rng.between(0, 2 * P)) - P;
   const bool flip = rng.uniform() < o_.flip_prob;
-  resized_.assign(static_cast<size_t>(raw_h_) * raw_w_ * raw_c_, 0);
-  for (int y = 0; y < raw_h_; ++y) {
+  resized_.assign(static_cast<size_t>(H) * W * C, 0);
+  for (int y = 0; y < H; ++y) {
     const int sy = y + dy;
-    if (sy < 0 || sy >= raw_h_) continue;
-    for (int x = 0; x < raw_w_; ++x) {
+    if (sy < 0 || sy >= H) continue;
+    for (int x = 0; x < W; ++x) {
       const int sx = x + dx;
-      if (sx < 0 || sx >= raw_w_) continue;
-      std::copy_n(record + (int64_t{sy} * raw_w_ + sx) * raw_c_, raw_c_,
-                  resized_.data() + (int64_t{y} * raw_w_ + x) * raw_c_);
+      if (sx < 0 || sx >= W) continue;
+      std::copy_n(record + (int64_t{sy} * W + sx) * C, C, resized_.data() + (int64_t{y} * W + x) * C);
     }
   }
-  store_normalized(resized_.data(), raw_h_, raw_w_, raw_c_, flip, scale_.data(), bias_.data(), o_.bf16, out);
+  store_normalized(resized_.data(), H, W, C, flip, scale_.data(), bias_.data(), o_.bf16, out);
 }
 
 }  // namespace convoy::datasets

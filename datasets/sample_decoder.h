@@ -2,8 +2,9 @@
 //   jpeg, training:   RandomResizedCrop (decoded at the smallest DCT scale that still covers the output),
 //                     resize (OpenCV), horizontal flip, colour jitter, PCA lighting, normalize.
 //   jpeg, evaluation: resize the short side to eval_resize, center-crop output_size, normalize.
-//   raw, training:    zero-pad by raw_pad, random crop back to H x W, horizontal flip, normalize.
-//   raw, evaluation:  normalize.
+//   raw, training:    [bilinear resize to raw_resize], zero-pad by raw_pad, random crop back to the size,
+//                     horizontal flip, normalize.
+//   raw, evaluation:  [bilinear resize to raw_resize], normalize.
 // Random choices come from the Rng passed in, which the Loader derives from (seed, epoch, record), so the
 // result does not depend on which thread decodes the sample. One SampleDecoder per thread.
 #pragma once
@@ -27,6 +28,7 @@ struct AugmentOptions {
   float jitter = 0.4f;        // brightness/contrast/saturation factors from [1 - jitter, 1 + jitter]; 0 = off
   float lighting_std = 0.1f;  // 0 = off
   int raw_pad = 4;            // raw training: zero padding before the random crop
+  int raw_resize = 0;         // raw: resize to raw_resize x raw_resize (bilinear) first; 0 = keep the size
   std::vector<float> mean, stddev;  // per output channel, 0-255 units
   bool bf16 = false;
   bool dct_scaling = true;  // decode at a reduced DCT scale where the crop allows
@@ -57,7 +59,7 @@ class SampleDecoder {
   int out_h_, out_w_, out_c_;
   std::vector<float> scale_, bias_;  // 1 / std and -mean / std per channel
   JpegDecoder jpeg_;
-  std::vector<uint8_t> decoded_, resized_;
+  std::vector<uint8_t> decoded_, resized_, scaled_;
   std::vector<float> work_;
 };
 

@@ -139,6 +139,7 @@ void visit(C& c, V& v) {
   v.field("shuffle_window", c.data.shuffle_window);
   v.field("flip", c.data.flip);
   v.field("raw_pad", c.data.raw_pad);
+  v.field("resize_raw", c.data.resize_raw);
   v.field("jitter", c.data.jitter);
   v.field("lighting", c.data.lighting);
   v.field("drop_last", c.data.drop_last);

@@ -21,13 +21,15 @@ struct DataConfig {
   std::string dir;                      // converted shards with index.json
   std::string train_split = "train";
   std::string val_split = "val";
-  int64_t image_size = 224;             // JPEG output size (raw data keeps its own size)
+  int64_t image_size = 224;             // JPEG output size (raw data keeps its own size unless resize_raw)
   int64_t eval_resize = 256;            // JPEG evaluation: short side before the center crop
   int threads = 0;                      // decode threads per rank; 0 = cores per rank
   int prefetch = 3;                     // batches decoded ahead (>= 2)
   int64_t shuffle_window = 0;           // 0: full shuffle; W: shuffle shards, then within W records
   double flip = 0.5;                    // horizontal flip probability (training)
   int raw_pad = 4;                      // raw (IDX) training: pad-and-random-crop padding
+  bool resize_raw = false;              // raw (IDX) records resized to image_size x image_size (bilinear,
+                                        // as d2l's Resize) before augmentation: AlexNet, VGG on 28x28 data
   double jitter = 0.4;                  // JPEG training: brightness/contrast/saturation in [1-j, 1+j]
   double lighting = 0.1;                // JPEG training: PCA lighting noise sigma
   bool drop_last = false;               // training: drop the last partial batch instead of padding

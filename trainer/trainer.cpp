@@ -35,6 +35,7 @@ datasets::LoaderOptions loader_options(const Config& c, bool train, int threads,
   o.jitter = static_cast<float>(c.data.jitter);
   o.lighting_std = static_cast<float>(c.data.lighting);
   o.raw_pad = c.data.raw_pad;
+  o.resize_raw = c.data.resize_raw;
   return o;
 }
 

@@ -243,6 +243,32 @@ TEST(TrainTransform, FlipHappensHalfTheTimeAndSamplesAreDeterministic) {
   EXPECT_NEAR(flips, 1000, 120);
 }
 
+// data.resize_raw: bilinear with half-pixel centres, as d2l's Resize (PIL) upscales. A 1 x 2 row [0, 200]
+// to 1 x 4 samples at x = -0.25, 0.25, 0.75, 1.25 (clamped): 0, 50, 150, 200; rows repeat likewise.
+TEST(EvalTransform, RawResizeIsBilinearWithHalfPixelCentres) {
+  AugmentOptions o;
+  o.train = false;
+  o.raw_resize = 4;
+  o.mean = {0};
+  o.stddev = {1};
+  SampleDecoder dec(o, Encoding::raw, 1, 2, 1);
+  EXPECT_EQ(dec.out_height(), 4);
+  EXPECT_EQ(dec.out_width(), 4);
+  const std::vector<uint8_t> px{0, 200};
+  std::vector<float> out(16);
+  Rng rng(1, Stream::sample, 0, 0);
+  dec.decode(px.data(), px.size(), rng, out.data());
+  for (int y = 0; y < 4; ++y)
+    EXPECT_EQ(std::vector<float>(out.begin() + 4 * y, out.begin() + 4 * y + 4), (std::vector<float>{0, 50, 150, 200}))
+        << "row " << y;
+  // Training augments the resized image: its size, not the record's.
+  o.train = true;
+  o.raw_pad = 1;
+  SampleDecoder train(o, Encoding::raw, 1, 2, 1);
+  EXPECT_EQ(train.out_elements(), 16);
+  train.decode(px.data(), px.size(), rng, out.data());
+}
+
 TEST(TrainTransform, RawPadAndCropShiftsByAtMostThePadding) {
   AugmentOptions o;
   o.raw_pad = 2;
