@@ -10,6 +10,25 @@
 
 namespace convoy::ops {
 
+void check_loss_terms(const LossTerms& t, int64_t N, int64_t K) {
+  CONVOY_CHECK(t.smoothing >= 0.f && t.smoothing < 1.f, "label smoothing must be in [0, 1), got " << t.smoothing);
+  CONVOY_CHECK(t.mix_lambda >= 0.f && t.mix_lambda <= 1.f, "the mixup weight must be in [0, 1], got " << t.mix_lambda);
+  CONVOY_CHECK(t.temperature > 0.f, "the distillation temperature must be positive, got " << t.temperature);
+  if (t.teacher)
+    CONVOY_CHECK(t.teacher->numel() == N * K && t.teacher->dtype() == DType::f32,
+                 "the teacher's logits must be (" << N << ", " << K << ") f32, got " << t.teacher->shape().str() << " "
+                                                  << dtype_name(t.teacher->dtype()));
+}
+
+void check_mix(const Tensor& x, float lambda, const Tensor& out) {
+  CONVOY_CHECK(x.dtype() == DType::f32 && out.dtype() == DType::f32 && x.shape() == out.shape() && x.shape().rank() >= 1,
+               "mixup mixes f32 batches of one shape, got " << x.shape().str() << " " << dtype_name(x.dtype())
+                                                            << " into " << out.shape().str() << " "
+                                                            << dtype_name(out.dtype()));
+  CONVOY_CHECK(x.data() != out.data(), "mixup writes a batch other than its input (rows are read twice)");
+  CONVOY_CHECK(lambda >= 0.f && lambda <= 1.f, "the mixup weight must be in [0, 1], got " << lambda);
+}
+
 bool has_cuda_backend() {
 #if defined(CONVOY_CUDA_BACKEND)
   return true;

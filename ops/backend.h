@@ -244,19 +244,44 @@ class DropoutKernel {
 // Softmax cross-entropy over (N, K) logits, mean over the batch, with label smoothing eps:
 // target = (1 - eps) one_hot(label) + eps / K. Losses and counts stay on the device: the caller copies
 // them back when it reports them (once per log interval), so a step never waits for the device.
+// What the training loss is made of besides the labels (ops/math/elementwise.h, soft_xent_row).
+struct LossTerms {
+  float smoothing = 0.f;   // label smoothing eps
+  float loss_scale = 1.f;  // the loss scaler's factor on the gradient (1 without one)
+  // mixup: row n's target is mix_lambda * its own + (1 - mix_lambda) * row N-1-n's (the batch mixed with its
+  // reverse); 1: no mixing.
+  float mix_lambda = 1.f;
+  // distillation: + T^2 KL(softmax(teacher / T) || softmax(logits / T)); teacher: (N, K) f32 on the device.
+  const Tensor* teacher = nullptr;
+  float temperature = 1.f;
+};
+
 class SoftmaxCrossEntropyKernel {
  public:
   virtual ~SoftmaxCrossEntropyKernel() = default;
-  // labels: (N) i32. Writes dlogits = (softmax - target) / N * loss_scale (the loss scaler's factor, 1
-  // without one); adds the batch's mean loss (unscaled) to loss_sum (f64 scalar) and sets nonfinite (i32
-  // scalar) to 1 if that loss is not finite (leaving it otherwise: micro-batches OR into one flag).
-  virtual void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing,
-                                float loss_scale, Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) = 0;
+  // labels: (N) i32. Writes dlogits = d(mean loss)/d logits * loss_scale; adds the batch's mean loss
+  // (unscaled) to loss_sum (f64 scalar) and sets nonfinite (i32 scalar) to 1 if that loss is not finite
+  // (leaving it otherwise: micro-batches OR into one flag).
+  virtual void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const LossTerms& terms,
+                                Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) = 0;
+  // Plain label-smoothed cross-entropy.
+  void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing,
+                        float loss_scale, Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) {
+    LossTerms t;
+    t.smoothing = smoothing, t.loss_scale = loss_scale;
+    forward_backward(ctx, logits, labels, t, dlogits, loss_sum, nonfinite);
+  }
   // Evaluation: over the samples whose valid (N, u8) is 1, adds the summed loss, top-1 hits and top-5
   // hits to sums (3, f64); padding duplicates (valid 0) count for nothing.
   virtual void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const Tensor& valid,
                         Tensor& sums) = 0;
 };
+
+// Throws for terms out of range: smoothing in [0, 1), mix_lambda in [0, 1], temperature > 0, a teacher of
+// (N, K) f32 (every backend's loss kernel calls it).
+void check_loss_terms(const LossTerms& terms, int64_t N, int64_t K);
+// Throws unless x and out are f32 tensors of one shape with a batch dimension, out not x (mix_with_reverse).
+void check_mix(const Tensor& x, float lambda, const Tensor& out);
 
 struct SgdParams {
   float lr = 0.1f;
@@ -322,6 +347,9 @@ class Backend {
   virtual void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) = 0;
   // dst += src (f32, the same element count, both on this device): gradient accumulation over micro-batches.
   virtual void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) = 0;
+  // out[n] = lambda x[n] + (1 - lambda) x[N-1-n] for every sample n of the first dimension (f32, both on this
+  // device, out not x): mixup of a batch with its reverse.
+  virtual void mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) = 0;
 };
 
 struct BackendOptions {

@@ -289,11 +289,15 @@ class GuardedDropout final : public DropoutKernel {
 class GuardedLoss final : public SoftmaxCrossEntropyKernel {
  public:
   GuardedLoss(std::unique_ptr<SoftmaxCrossEntropyKernel> in, Boundary& b) : in_(std::move(in)), b_(b) {}
-  void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing, float loss_scale,
+  using SoftmaxCrossEntropyKernel::forward_backward;
+  void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const LossTerms& terms,
                         Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) override {
     Boundary::Scope s(b_);
     Tensor g = P(dlogits, "dlogits"), l = P(loss_sum, "loss_sum"), f = P(nonfinite, "nonfinite");
-    in_->forward_backward(b_.inner(ctx), P(logits, "logits"), P(labels, "labels"), smoothing, loss_scale, g, l, f);
+    Tensor teacher = terms.teacher ? P(*terms.teacher, "teacher") : Tensor();
+    LossTerms inner = terms;
+    inner.teacher = terms.teacher ? &teacher : nullptr;
+    in_->forward_backward(b_.inner(ctx), P(logits, "logits"), P(labels, "labels"), inner, g, l, f);
   }
   void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const Tensor& valid,
                 Tensor& sums) override {

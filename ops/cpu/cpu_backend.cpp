@@ -225,6 +225,21 @@ void CpuBackend::add_into(ExecContext&, const Tensor& src, Tensor& dst) {
   write_or_accumulate(dst.data_as<float>(), src.data_as<float>(), static_cast<size_t>(src.numel()), true);
 }
 
+void CpuBackend::mix_with_reverse(ExecContext&, const Tensor& x, float lambda, Tensor& out) {
+  check_device(x, device(), "mixup", "the batch");
+  check_device(out, device(), "mixup", "the mixed batch");
+  check_mix(x, lambda, out);
+  const int64_t N = x.dim(0), per = x.numel() / std::max<int64_t>(N, 1);
+  const float* s = x.data_as<float>();
+  float* d = out.data_as<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* a = s + n * per;
+    const float* b = s + (N - 1 - n) * per;
+    for (int64_t i = 0; i < per; ++i) d[n * per + i] = lambda * a[i] + (1.f - lambda) * b[i];
+  }
+}
+
 void write_or_accumulate(float* dst, const float* src, size_t n, bool accumulate) {
   const int64_t count = static_cast<int64_t>(n);
   if (accumulate) {

@@ -75,6 +75,7 @@ class CpuBackend final : public Backend {
   void round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) override;
   void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override;
   void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
+  void mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) override;
 
  private:
   template <typename F>

@@ -13,19 +13,25 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     CONVOY_CHECK(N > 0 && K > 1, "cross-entropy needs a batch and at least 2 classes, got N=" << N << " K=" << K);
   }
 
-  void forward_backward(ExecContext&, const Tensor& logits, const Tensor& labels, float smoothing, float loss_scale,
+  using SoftmaxCrossEntropyKernel::forward_backward;
+  void forward_backward(ExecContext&, const Tensor& logits, const Tensor& labels, const LossTerms& terms,
                         Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) override {
     check(logits, labels);
-    CONVOY_CHECK(smoothing >= 0.f && smoothing < 1.f, "label smoothing must be in [0, 1), got " << smoothing);
+    check_loss_terms(terms, N_, K_);
     CONVOY_CHECK(dlogits.numel() == N_ * K_, "cross-entropy writes (" << N_ << ", " << K_ << ") logit gradients, got "
                                                                       << dlogits.shape().str());
     const float* x = logits.data_as<float>();
     const int32_t* y = labels.data_as<int32_t>();
+    const float* teacher = terms.teacher ? terms.teacher->data_as<float>() : nullptr;
     float* g = dlogits.data_as<float>();
-    const float scale = loss_scale / static_cast<float>(N_);
+    const float scale = terms.loss_scale / static_cast<float>(N_), lambda = terms.mix_lambda;
+    const float eps = terms.smoothing, T = terms.temperature;
+    const int64_t N = N_, K = K_;
     double total = 0;
 #pragma omp parallel for reduction(+ : total) schedule(static)
-    for (int64_t n = 0; n < N_; ++n) total += math::softmax_xent_row(x + n * K_, K_, y[n], smoothing, g + n * K_, scale);
+    for (int64_t n = 0; n < N; ++n)
+      total += math::soft_xent_row(x + n * K, K, y[n], y[N - 1 - n], lambda, eps, teacher ? teacher + n * K : nullptr,
+                                   T, g + n * K, scale);
     const double mean = total / static_cast<double>(N_);
     scalar<double>(loss_sum, "loss_sum") += mean;
     if (!std::isfinite(mean)) scalar<int32_t>(nonfinite, "nonfinite") = 1;

@@ -1,5 +1,7 @@
 #include "ops/cuda/cuda_backend.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -281,6 +283,14 @@ void CudaBackend::check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) 
   check_device(flag, device_, "finiteness check", "the flag");
   CONVOY_CHECK(flag.numel() == 1, "the finiteness flag is one i32 element, got " << flag.shape().str());
   flag_nonfinite(cuda_ctx(ctx).stream(), x.data_as<float>(), x.numel(), flag.data_as<int32_t>());
+}
+
+void CudaBackend::mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) {
+  check_device(x, device_, "mixup", "the batch");
+  check_device(out, device_, "mixup", "the mixed batch");
+  check_mix(x, lambda, out);
+  mix_rows_with_reverse(cuda_ctx(ctx).stream(), x.data_as<float>(), out.data_as<float>(), x.dim(0),
+                        x.numel() / std::max<int64_t>(x.dim(0), 1), lambda);
 }
 
 void CudaBackend::add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) {

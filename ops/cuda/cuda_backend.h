@@ -131,6 +131,7 @@ class CudaBackend final : public Backend {
   void round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) override;
   void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override;
   void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
+  void mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) override;
 
   const CudaOptions& options() const { return o_; }
   CudaContext& cuda_context() { return *ctx_; }

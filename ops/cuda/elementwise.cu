@@ -64,15 +64,16 @@ __global__ void sum_partials(const double* partials, int count, double* out) {
 }
 
 // One thread per row: K is a class count (10 to 1000s), short next to the step.
-__global__ void xent_rows(const float* logits, const int32_t* labels, int64_t N, int64_t K, float eps, float scale,
-                          float* rows, float* grad) {
+__global__ void xent_rows(const float* logits, const int32_t* labels, int64_t N, int64_t K, XentTerms t, float* rows,
+                          float* grad) {
   CONVOY_FOR(n, N) {
-    const int32_t y = labels[n];
-    if (y < 0 || y >= K) {
+    const int32_t y = labels[n], y2 = labels[N - 1 - n];
+    if (y < 0 || y >= K || y2 < 0 || y2 >= K) {
       rows[n] = NAN;
       for (int64_t k = 0; k < K; ++k) grad[n * K + k] = 0.f;
     } else {
-      rows[n] = math::softmax_xent_row(logits + n * K, K, y, eps, grad + n * K, scale);
+      rows[n] = math::soft_xent_row(logits + n * K, K, y, y2, t.mix_lambda, t.smoothing,
+                                    t.teacher ? t.teacher + n * K : nullptr, t.temperature, grad + n * K, t.grad_scale);
     }
   }
 }
@@ -163,6 +164,13 @@ void write_or_accumulate(cudaStream_t stream, float* dst, const float* src, int6
   } else if (dst != src && n > 0) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
   }
+}
+
+void mix_rows_with_reverse(cudaStream_t stream, const float* x, float* out, int64_t N, int64_t per, float lambda) {
+  launch(stream, N * per, [=] __device__(int64_t i) {
+    const int64_t n = i / per, j = i % per;
+    out[i] = lambda * x[i] + (1.f - lambda) * x[(N - 1 - n) * per + j];
+  });
 }
 
 void sgd_update(cudaStream_t stream, float* w, float* v, const float* g, int64_t n, float lr, float momentum,
@@ -499,10 +507,9 @@ void increment(cudaStream_t stream, int64_t* count) {
 }
 
 void softmax_cross_entropy(cudaStream_t stream, const float* logits, const int32_t* labels, int64_t N, int64_t K,
-                           float smoothing, float grad_scale, float* rows, float* grad, double* loss_sum,
-                           int32_t* nonfinite) {
+                           const XentTerms& terms, float* rows, float* grad, double* loss_sum, int32_t* nonfinite) {
   if (N <= 0) return;
-  xent_rows<<<blocks_for(N), kThreads, 0, stream>>>(logits, labels, N, K, smoothing, grad_scale, rows, grad);
+  xent_rows<<<blocks_for(N), kThreads, 0, stream>>>(logits, labels, N, K, terms, rows, grad);
   CUDA_CHECK(cudaGetLastError());
   xent_total<<<1, kThreads, 0, stream>>>(rows, N, loss_sum, nonfinite);
   CUDA_CHECK(cudaGetLastError());

@@ -27,6 +27,8 @@ void round_through_half(cudaStream_t stream, const float* src, float* dst, int64
 void flag_nonfinite(cudaStream_t stream, const float* x, int64_t n, int32_t* flag);
 // dst = src, or dst += src.
 void write_or_accumulate(cudaStream_t stream, float* dst, const float* src, int64_t n, bool accumulate);
+// out row n = lambda x row n + (1 - lambda) x row N-1-n, rows of `per` floats (mixup).
+void mix_rows_with_reverse(cudaStream_t stream, const float* x, float* out, int64_t N, int64_t per, float lambda);
 void sgd_update(cudaStream_t stream, float* w, float* v, const float* g, int64_t n, float lr, float momentum,
                 float weight_decay, bool nesterov, float grad_scale);
 // out[0] (device f64) = sum of x[i]^2, in a fixed order (the same result every run): partial sums of
@@ -94,13 +96,19 @@ void bn_saved_variance(cudaStream_t stream, const float* inv_std, float* var, in
 void increment(cudaStream_t stream, int64_t* count);
 
 // --- softmax cross-entropy ---
-// rows (N floats of workspace) = per-sample losses; grad = (softmax - target) * grad_scale; then
+// The loss terms of math::soft_xent_row: smoothing, gradient scale (loss scale / N), mixup's lambda (row n
+// mixed with row N-1-n), a teacher's (N, K) logits (device, or null) and the temperature.
+struct XentTerms {
+  float smoothing, grad_scale, mix_lambda;
+  const float* teacher;
+  float temperature;
+};
+// rows (N floats of workspace) = per-sample losses; grad = d loss / d logits * grad_scale; then
 // loss_sum[0] += mean of rows, nonfinite[0] = 1 if the mean is not finite (left as it is otherwise).
 // A label outside [0, K) makes its row NaN (a device cannot stop the host to say so: the step's
 // non-finite vote stops training instead).
 void softmax_cross_entropy(cudaStream_t stream, const float* logits, const int32_t* labels, int64_t N, int64_t K,
-                           float smoothing, float grad_scale, float* rows, float* grad, double* loss_sum,
-                           int32_t* nonfinite);
+                           const XentTerms& terms, float* rows, float* grad, double* loss_sum, int32_t* nonfinite);
 // Evaluation: rows (3N floats of workspace) per sample, then sums[0..2] += loss, top-1, top-5 over valid rows.
 void softmax_cross_entropy_eval(cudaStream_t stream, const float* logits, const int32_t* labels, const uint8_t* valid,
                                 int64_t N, int64_t K, float* rows, double* sums);

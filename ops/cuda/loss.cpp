@@ -13,16 +13,19 @@ class CudaSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     rows_ = Tensor::empty(Shape{3 * N}, DType::f32, be.allocator());
   }
 
-  void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, float smoothing, float loss_scale,
+  using SoftmaxCrossEntropyKernel::forward_backward;
+  void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const LossTerms& terms,
                         Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) override {
     check(logits, labels);
-    CONVOY_CHECK(smoothing >= 0.f && smoothing < 1.f, "label smoothing must be in [0, 1), got " << smoothing);
+    check_loss_terms(terms, N_, K_);
     CONVOY_CHECK(dlogits.numel() == N_ * K_, "cross-entropy writes (" << N_ << ", " << K_ << ") logit gradients, got "
                                                                       << dlogits.shape().str());
     CONVOY_CHECK(loss_sum.numel() == 1 && nonfinite.numel() == 1, "cross-entropy's loss sum and flag are scalars");
-    softmax_cross_entropy(cuda_ctx(ctx).stream(), logits.data_as<float>(), labels.data_as<int32_t>(), N_, K_, smoothing,
-                          loss_scale / static_cast<float>(N_), rows_.data_as<float>(), dlogits.data_as<float>(),
-                          loss_sum.data_as<double>(), nonfinite.data_as<int32_t>());
+    XentTerms x{terms.smoothing, terms.loss_scale / static_cast<float>(N_), terms.mix_lambda,
+                terms.teacher ? terms.teacher->data_as<float>() : nullptr, terms.temperature};
+    softmax_cross_entropy(cuda_ctx(ctx).stream(), logits.data_as<float>(), labels.data_as<int32_t>(), N_, K_, x,
+                          rows_.data_as<float>(), dlogits.data_as<float>(), loss_sum.data_as<double>(),
+                          nonfinite.data_as<int32_t>());
   }
 
   void evaluate(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const Tensor& valid, Tensor& sums) override {

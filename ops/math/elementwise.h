@@ -52,25 +52,49 @@ CONVOY_HD float dropout_scale(uint64_t seed, uint64_t step, uint64_t index, floa
   return uniform01(seed, step, index) < p ? 0.f : 1.f / (1.f - p);
 }
 
-// One row of label-smoothed softmax cross-entropy. logits: K values; target = (1-eps) onehot + eps/K.
-// Writes grad[k] = (softmax[k] - target[k]) * grad_scale (grad may be null) and returns the row's loss.
-CONVOY_HD float softmax_xent_row(const float* logits, int64_t K, int32_t label, float eps, float* grad,
-                                 float grad_scale) {
-  float mx = logits[0];
-  for (int64_t k = 1; k < K; ++k) mx = logits[k] > mx ? logits[k] : mx;
+// log of the sum of exp(x[k] / T) over K values, stable.
+CONVOY_HD float log_sum_exp(const float* x, int64_t K, float T) {
+  float mx = x[0] / T;
+  for (int64_t k = 1; k < K; ++k) mx = x[k] / T > mx ? x[k] / T : mx;
   float sum = 0.f;
-  for (int64_t k = 0; k < K; ++k) sum += expf(logits[k] - mx);
-  float log_z = mx + logf(sum);
-  float off = eps / static_cast<float>(K);
-  float on = 1.f - eps + off;
+  for (int64_t k = 0; k < K; ++k) sum += expf(x[k] / T - mx);
+  return mx + logf(sum);
+}
+
+// One row of the training loss with Bag of Tricks' refinements (§5). logits: K values.
+// - Soft target t = lambda * s(label) + (1 - lambda) * s(label2), s(y) = (1 - eps) onehot(y) + eps / K: label
+//   smoothing, and mixup's mixture of two samples' targets (lambda = 1, or label2 = label: none).
+// - Distillation (teacher: K values, or null): + T^2 KL(softmax(teacher / T) || softmax(logits / T)).
+// Writes grad[k] = d loss / d logits[k] * grad_scale (grad may be null): softmax[k] - t[k], plus
+// T (softmax(logits / T)[k] - softmax(teacher / T)[k]) with a teacher. Returns the row's loss.
+CONVOY_HD float soft_xent_row(const float* logits, int64_t K, int32_t label, int32_t label2, float lambda, float eps,
+                              const float* teacher, float T, float* grad, float grad_scale) {
+  const float log_z = log_sum_exp(logits, K, 1.f);
+  const float off = eps / static_cast<float>(K), on = 1.f - eps + off;
   float loss = 0.f;
   for (int64_t k = 0; k < K; ++k) {
-    float t = k == label ? on : off;
-    float logp = logits[k] - log_z;
+    const float t = lambda * (k == label ? on : off) + (1.f - lambda) * (k == label2 ? on : off);
+    const float logp = logits[k] - log_z;
     loss -= t * logp;
     if (grad) grad[k] = (expf(logp) - t) * grad_scale;
   }
+  if (teacher) {
+    const float log_zs = log_sum_exp(logits, K, T), log_zt = log_sum_exp(teacher, K, T);
+    float kl = 0.f;
+    for (int64_t k = 0; k < K; ++k) {
+      const float log_q = teacher[k] / T - log_zt, log_ps = logits[k] / T - log_zs, q = expf(log_q);
+      kl += q * (log_q - log_ps);
+      if (grad) grad[k] += T * (expf(log_ps) - q) * grad_scale;
+    }
+    loss += T * T * kl;
+  }
   return loss;
+}
+
+// One row of label-smoothed softmax cross-entropy: soft_xent_row with one label and no teacher.
+CONVOY_HD float softmax_xent_row(const float* logits, int64_t K, int32_t label, float eps, float* grad,
+                                 float grad_scale) {
+  return soft_xent_row(logits, K, label, label, 1.f, eps, nullptr, 1.f, grad, grad_scale);
 }
 
 // Rank of the label's logit among K: how many logits are strictly greater (0 = top-1).

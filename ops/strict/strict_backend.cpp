@@ -137,6 +137,11 @@ class StrictBackend final : public Backend {
     Tensor d = boundary_.pass(dst, "add", "the destination");
     inner_->add_into(boundary_.inner(ctx), boundary_.pass(src, "add", "the source"), d);
   }
+  void mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) override {
+    Boundary::Scope s(boundary_);
+    Tensor o = boundary_.pass(out, "mixup", "the mixed batch");
+    inner_->mix_with_reverse(boundary_.inner(ctx), boundary_.pass(x, "mixup", "the batch"), lambda, o);
+  }
   void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override {
     Boundary::Scope s(boundary_);
     Tensor f = boundary_.pass(flag, "finiteness check", "the flag");

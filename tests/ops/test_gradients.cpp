@@ -289,6 +289,94 @@ TEST(Gradients, SoftmaxCrossEntropyWithLabelSmoothing) {
   }
 }
 
+// The training loss with mixup and distillation, written out in double from its definition (PyTorch's
+// formula: cross-entropy against the soft target, plus T^2 * kl_div(log_softmax(s / T), softmax(t / T),
+// reduction="batchmean")), against the kernel's loss and gradient.
+double reference_loss(const std::vector<double>& z, const std::vector<int32_t>& y, int64_t K, double lambda, double eps,
+                      const std::vector<float>& teacher, double T) {
+  const int64_t N = static_cast<int64_t>(y.size());
+  auto log_softmax = [&](const double* v, double temp, std::vector<double>& out) {
+    double mx = -1e300, s = 0;
+    for (int64_t k = 0; k < K; ++k) mx = std::max(mx, v[k] / temp);
+    for (int64_t k = 0; k < K; ++k) s += std::exp(v[k] / temp - mx);
+    out.resize(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) out[k] = v[k] / temp - mx - std::log(s);
+  };
+  double total = 0;
+  std::vector<double> logp, logps, logq, t_row(static_cast<size_t>(K));
+  for (int64_t n = 0; n < N; ++n) {
+    log_softmax(&z[n * K], 1.0, logp);
+    for (int64_t k = 0; k < K; ++k) {
+      auto s = [&](int32_t label) { return (k == label ? 1 - eps : 0) + eps / K; };
+      total -= (lambda * s(y[n]) + (1 - lambda) * s(y[N - 1 - n])) * logp[k];
+    }
+    if (!teacher.empty()) {
+      for (int64_t k = 0; k < K; ++k) t_row[k] = teacher[n * K + k];
+      log_softmax(&z[n * K], T, logps);
+      log_softmax(t_row.data(), T, logq);
+      for (int64_t k = 0; k < K; ++k) total += T * T * std::exp(logq[k]) * (logq[k] - logps[k]);
+    }
+  }
+  return total / N;
+}
+
+struct TermsCase {
+  const char* name;
+  float lambda, eps, T;
+  bool teacher;
+};
+
+class LossTerms : public ::testing::TestWithParam<TermsCase> {};
+
+TEST_P(LossTerms, EqualTheirDefinitionAndItsCentralDifferences) {
+  const TermsCase c = GetParam();
+  const int64_t N = 4, K = 5;
+  const std::vector<int32_t> y{1, 4, 0, 4};
+  LossProbe probe(N, K, y);
+  const std::vector<float> x = random_values(N * K, 21, -3.f, 3.f);
+  const std::vector<float> teacher = c.teacher ? random_values(N * K, 22, -8.f, 8.f) : std::vector<float>{};
+  ops::Tensor t = c.teacher ? device_tensor(Shape{N, K}, teacher) : ops::Tensor();
+  ops::LossTerms terms;
+  terms.smoothing = c.eps, terms.mix_lambda = c.lambda, terms.temperature = c.T;
+  terms.teacher = c.teacher ? &t : nullptr;
+  backend().fill(backend().context(), probe.sum, 0.0);
+  probe.loss->forward_backward(backend().context(), device_tensor(Shape{N, K}, x), probe.labels, terms, probe.grad,
+                               probe.sum, probe.nonfinite);
+  const std::vector<float> grad = host_values(probe.grad);
+  std::vector<double> z(x.begin(), x.end());
+  const double want = reference_loss(z, y, K, c.lambda, c.eps, teacher, c.T);
+  EXPECT_NEAR(host_values_as<double>(probe.sum)[0], want, 1e-5 * std::max(1.0, std::fabs(want)));
+  for (int64_t i = 0; i < N * K; ++i) {
+    const double h = 1e-5, zi = z[i];
+    z[i] = zi + h;
+    const double lp = reference_loss(z, y, K, c.lambda, c.eps, teacher, c.T);
+    z[i] = zi - h;
+    const double lm = reference_loss(z, y, K, c.lambda, c.eps, teacher, c.T);
+    z[i] = zi;
+    EXPECT_NEAR(grad[i], (lp - lm) / (2 * h), 2e-5 * std::max(1.0, double(c.T) * c.T)) << "logit " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Gradients, LossTerms,
+                         ::testing::Values(TermsCase{"mixup", 0.3f, 0.f, 1.f, false},
+                                           TermsCase{"mixup_smoothing", 0.7f, 0.1f, 1.f, false},
+                                           TermsCase{"distill_T1", 1.f, 0.f, 1.f, true},
+                                           TermsCase{"distill_T20_mixup_smoothing", 0.6f, 0.1f, 20.f, true}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// mixup's input: each sample with its mirror in the batch.
+TEST(Mixup, MixesEachSampleWithItsReverse) {
+  ops::Tensor x = device_tensor(Shape{3, 2}, {1, 2, 3, 4, 5, 6});
+  ops::Tensor out = ops::Tensor::empty(Shape{3, 2}, ops::DType::f32, backend().allocator());
+  backend().mix_with_reverse(backend().context(), x, 0.25f, out);
+  const std::vector<float> got = host_values(out);
+  const std::vector<float> want{0.25f * 1 + 0.75f * 5, 0.25f * 2 + 0.75f * 6, 3, 4,
+                                0.25f * 5 + 0.75f * 1, 0.25f * 6 + 0.75f * 2};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
+  EXPECT_THROW(backend().mix_with_reverse(backend().context(), x, 0.5f, x), Error);   // in place
+  EXPECT_THROW(backend().mix_with_reverse(backend().context(), x, 1.5f, out), Error);  // not a weight
+}
+
 TEST(Gradients, CrossEntropyAccumulatesAndFlagsNonFiniteLosses) {
   const int64_t N = 2, K = 3;
   LossProbe probe(N, K, {0, 2});
