@@ -239,4 +239,21 @@ void load_weights(const std::string& path, ops::Graph& graph) {
   load_groups(f.get(), path, graph, nullptr);
 }
 
+void load_any_weights(const std::string& path, ops::Graph& graph) {
+  bool checkpoint = false;
+  {
+    Handle f;
+    try {
+      f = datasets::h5::open_file_readonly(path);
+    } catch (const Error&) {
+      CONVOY_FAIL(path << " cannot be opened as HDF5: check the path");
+    }
+    checkpoint = datasets::h5::has_attribute(f.get(), "format");
+  }
+  if (checkpoint)
+    load_checkpoint(path, graph, nullptr);
+  else
+    load_weights(path, graph);
+}
+
 }  // namespace convoy::trainer

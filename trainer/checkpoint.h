@@ -61,5 +61,8 @@ CheckpointContents load_checkpoint(const std::string& path, ops::Graph& graph, c
 // Loads /params and /buffers by torchvision name (a checkpoint or a file from tools/torchvision_to_h5.py);
 // every parameter and buffer of the model must be there with its shape.
 void load_weights(const std::string& path, ops::Graph& graph);
+// A convoy checkpoint's parameters and buffers (load_checkpoint) or a weights file's (load_weights),
+// whichever the file is: a distillation teacher may come from either.
+void load_any_weights(const std::string& path, ops::Graph& graph);
 
 }  // namespace convoy::trainer

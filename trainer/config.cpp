@@ -159,6 +159,7 @@ void visit(C& c, V& v) {
   v.field("label_smoothing", c.train.label_smoothing);
   v.field("mixup_alpha", c.train.mixup_alpha);
   v.field("teacher", c.train.teacher);
+  v.field("teacher_model", c.train.teacher_model);
   v.field("distill_temperature", c.train.distill_temperature);
   v.field("precision", c.train.precision);
   v.field("loss_scale_init", c.train.loss_scale_init);
@@ -292,10 +293,10 @@ void validate(const Config& c) {
   check_range(t.weight_decay >= 0, c, "train.weight_decay", t.weight_decay, "must not be negative");
   check_range(t.label_smoothing >= 0 && t.label_smoothing < 1, c, "train.label_smoothing", t.label_smoothing,
               "must be in [0, 1)");
-  check_range(t.mixup_alpha == 0, c, "train.mixup_alpha", t.mixup_alpha,
-              "must be 0: mixup is not implemented in this version (the field is reserved for it)");
-  check_range(t.teacher.empty(), c, "train.teacher", "'" + t.teacher + "'",
-              "must be empty: distillation is not implemented in this version (the field is reserved for it)");
+  check_range(t.mixup_alpha >= 0 && t.mixup_alpha <= 100, c, "train.mixup_alpha", t.mixup_alpha,
+              "must be in [0, 100] (0: no mixup; the paper uses 0.2)");
+  check_range(t.teacher_model.empty() || !t.teacher.empty(), c, "train.teacher_model", "'" + t.teacher_model + "'",
+              "needs train.teacher (the teacher's weights)");
   check_range(t.distill_temperature > 0, c, "train.distill_temperature", t.distill_temperature, "must be positive");
   check_range(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", c, "train.precision",
               "'" + t.precision + "'", "must be fp32, bf16 or fp16");

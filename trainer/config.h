@@ -49,9 +49,10 @@ struct TrainConfig {
   double weight_decay = 1e-4;
   bool no_bias_decay = false;           // no decay on biases and BN γ/β
   double label_smoothing = 0.0;
-  double mixup_alpha = 0.0;             // mixup (later issue; must stay 0 for now)
-  std::string teacher;                  // distillation teacher checkpoint (later issue; must stay empty)
-  double distill_temperature = 1.0;
+  double mixup_alpha = 0.0;             // mixup: lambda ~ Beta(alpha, alpha) per step; 0 = off (paper: 0.2)
+  std::string teacher;                  // distillation: a convoy checkpoint or a torchvision-layout weights file
+  std::string teacher_model;            // the teacher's zoo model (default: model.name)
+  double distill_temperature = 20.0;    // distillation temperature T (paper: 20)
   std::string precision = "fp32";       // fp32 | bf16 | fp16 (mixed precision with fp32 master weights)
   double loss_scale_init = 65536;       // mixed precision: the dynamic loss scale's start (2^16)
   int64_t loss_scale_window = 2000;     // clean steps before it doubles

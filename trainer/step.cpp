@@ -53,13 +53,44 @@ void TrainStep::on_layer_done(size_t layer) {
   if (planes_.reducer) planes_.reducer->on_layer_done(layer);
 }
 
+void TrainStep::use_mixup() {
+  if (!mixed_.defined()) mixed_ = ops::Tensor::empty(graph_.input_shape(), ops::DType::f32, backend_.allocator());
+}
+
+void TrainStep::use_teacher(ops::Graph& teacher, float temperature) {
+  CONVOY_CHECK(teacher.input_shape() == graph_.input_shape(),
+               "the distillation teacher was set up for " << teacher.input_shape().str() << ", the student for "
+                                                          << graph_.input_shape().str());
+  CONVOY_CHECK(teacher.output_shape() == graph_.output_shape(),
+               "the teacher's " << teacher.output_shape().str() << " logits do not match the student's "
+                                << graph_.output_shape().str() << ": train.teacher_model must have the same classes");
+  CONVOY_CHECK(teacher.backend().device() == backend_.device(),
+               "the teacher runs on " << teacher.backend().device().str() << ", the student on "
+                                      << backend_.device().str() << ": its logits must be where the loss runs");
+  teacher.set_training(false);
+  teacher_ = &teacher;
+  temperature_ = temperature;
+}
+
 void TrainStep::micro_batch(const ops::Tensor& images, const ops::Tensor& labels) {
   CONVOY_CHECK(micro_ < k_, "internal: " << micro_ + 1 << " micro-batches in a step of " << k_);
   ops::ExecContext& ctx = backend_.context();
   if (micro_ == 0) backend_.fill(ctx, flags_, 0.0);  // the step's flags: micro-batches OR into them
-  const float scale = static_cast<float>(scaler_ ? scaler_->scale() : 1.0);
-  const ops::Tensor& logits = graph_.forward(images);
-  loss_->forward_backward(ctx, logits, labels, smoothing_, scale, graph_.output_grad(), loss_sum_, nonfinite_);
+  ops::LossTerms terms;
+  terms.smoothing = smoothing_;
+  terms.loss_scale = static_cast<float>(scaler_ ? scaler_->scale() : 1.0);
+  const ops::Tensor* input = &images;
+  if (mixed_.defined()) {  // this micro-batch mixed with its reverse; the loss mixes the targets alike
+    backend_.mix_with_reverse(ctx, images, mix_lambda_, mixed_);
+    input = &mixed_;
+    terms.mix_lambda = mix_lambda_;
+  }
+  if (teacher_) {
+    terms.teacher = &teacher_->forward(*input);  // valid until the teacher's next forward
+    terms.temperature = temperature_;
+  }
+  const ops::Tensor& logits = graph_.forward(*input);
+  loss_->forward_backward(ctx, logits, labels, terms, graph_.output_grad(), loss_sum_, nonfinite_);
   graph_.backward();
   if (micro_ + 1 < k_) {  // keep this micro-batch's gradients: the next backward overwrites them
     const ops::Tensor g = graph_.grads().flat();

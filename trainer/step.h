@@ -59,6 +59,14 @@ class TrainStep {
   void set_gradient_hook(std::function<void(size_t layer)> hook) { gradient_hook_ = std::move(hook); }
   int accumulate_steps() const { return k_; }
   void set_timeline(Timeline* t) { timeline_ = t; }
+  // mixup (Bag of Tricks §5.2): from now on each micro-batch trains on itself mixed with its reverse,
+  // weighted by the lambda of set_mix_lambda(), against the mixed soft targets. Allocates the mixed batch.
+  void use_mixup();
+  void set_mix_lambda(float lambda) { mix_lambda_ = lambda; }
+  // Knowledge distillation (§5.4): the teacher (set up for this step's input shape, in evaluation mode, on
+  // this backend; it must outlive the step) runs forward on each micro-batch's input, mixed when mixup
+  // is on, and the loss gains T^2 KL(teacher || student) at temperature T.
+  void use_teacher(ops::Graph& teacher, float temperature);
   ops::SoftmaxCrossEntropyKernel& loss() { return *loss_; }
 
  private:
@@ -80,6 +88,10 @@ class TrainStep {
   ops::Tensor nonfinite_, overflow_;        // views of flags_
   ops::Tensor loss_sum_host_, flags_host_;  // their copies in staging memory
   Timeline* timeline_ = nullptr;
+  ops::Tensor mixed_;  // mixup's input (use_mixup)
+  float mix_lambda_ = 1.f;
+  ops::Graph* teacher_ = nullptr;
+  float temperature_ = 1.f;
 };
 
 }  // namespace convoy::trainer

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "comm/agreement.h"
+#include "trainer/mixup.h"
 #include "common/log.h"
 #include "common/stop.h"
 #include "common/timer.h"
@@ -129,6 +130,21 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   step_ = std::make_unique<TrainStep>(*graph_, *sgd_, StepPlanes{reducer_.get(), control_.get(), record_.get(), size_},
                                       classes_, static_cast<float>(t.label_smoothing), scaler_.get(),
                                       static_cast<int>(t.accumulate_steps));
+  if (t.mixup_alpha > 0) step_->use_mixup();
+  if (!t.teacher.empty()) {
+    const std::string name = t.teacher_model.empty() ? cfg_.model.name : t.teacher_model;
+    try {
+      teacher_ = ops::make_model(name, {classes_, channels, false});
+      teacher_->setup(backend_.get(), input);
+      teacher_->init_params(t.seed);
+      load_any_weights(t.teacher, *teacher_);
+    } catch (const Error& e) {
+      CONVOY_FAIL(cfg_.source << ": train.teacher " << t.teacher << " (a " << name << "): " << e.message());
+    }
+    step_->use_teacher(*teacher_, static_cast<float>(t.distill_temperature));
+    if (rank_ == 0)
+      spdlog::info("distilling from {} ({}), temperature {}", t.teacher, name, t.distill_temperature);
+  }
   batches_ = std::make_unique<DeviceBatches>(*backend_, input);
   eval_sums_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->allocator());
   eval_sums_host_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->staging_allocator());
@@ -292,6 +308,8 @@ int Trainer::train(const std::string& resume) {
         batches_->wait_copied(*cur);
         DeviceBatch* next = fetch();
         batches_->ready(*cur);
+        if (t.mixup_alpha > 0)  // one lambda per step, the same on every rank: a function of (seed, step)
+          step_->set_mix_lambda(static_cast<float>(mixup_lambda(t.seed, state.global_step, t.mixup_alpha)));
         step_->micro_batch(cur->images, cur->labels);
         cur = next;
         CONVOY_CHECK(cur || m + 1 == k, "internal: the loader ran out of batches inside a step");

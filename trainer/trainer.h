@@ -87,6 +87,7 @@ class Trainer {
   std::unique_ptr<comm::Communicator> control_, data_;  // several ranks only
   std::unique_ptr<datasets::Loader> train_data_, val_data_;
   std::unique_ptr<ops::Graph> graph_;
+  std::unique_ptr<ops::Graph> teacher_;  // train.teacher: distillation's teacher, in evaluation mode
   std::unique_ptr<Sgd> sgd_;
   std::unique_ptr<comm::GradReducer> reducer_;
   std::unique_ptr<TrainStep> step_;
