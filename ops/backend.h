@@ -109,6 +109,42 @@ class BatchNormKernel {
   virtual std::vector<std::string> implementations() const = 0;
 };
 
+// Synchronized batch norm (SyncBN): the batch statistics, and the sums its backward needs, over every
+// rank's share of the global batch. The kernel computes one rank's partial sums and uses the summed
+// ones; the sum over ranks is CrossRankSum's (declared here, implemented by comm/), which the layer calls
+// in between. Every rank holds the same N*H*W values per channel, so count = N*H*W*ranks.
+class CrossRankSum {
+ public:
+  virtual ~CrossRankSum() = default;
+  virtual int ranks() const = 0;
+  // t (f64, on the backend's device, written by kernels on ctx) = its sum over all ranks, in place; the
+  // sum is in t when the call returns (ordered on ctx).
+  virtual void sum(ExecContext& ctx, Tensor& t, const char* what) = 0;
+};
+
+class SyncBatchNormKernel {
+ public:
+  virtual ~SyncBatchNormKernel() = default;
+  // sums (2C f64) = per channel [sum x, sum x^2] over this rank's values.
+  virtual void moments(ExecContext& ctx, const Tensor& x, Tensor& sums) = 0;
+  // With sums over all ranks of `count` values per channel: saved_mean, saved_var (C f32, biased) the
+  // global statistics; y = gamma x_hat + beta (ReLU'd when fused); running statistics as BatchNormKernel's
+  // (unbiased with count); num_batches_tracked + 1.
+  virtual void normalize(ExecContext& ctx, const Tensor& x, const Tensor& sums, int64_t count, const Tensor& gamma,
+                         const Tensor& beta, Tensor& y, Tensor& saved_mean, Tensor& saved_var, Tensor& running_mean,
+                         Tensor& running_var, Tensor& num_batches_tracked) = 0;
+  // sums (2C f64) = per channel [sum g, sum g x_hat] over this rank, g = dy (masked by y > 0 when fused);
+  // dbeta, dgamma (C f32) = those same local sums: the gradient all-reduce averages them like every
+  // parameter's gradient (PyTorch's SyncBatchNorm under DDP).
+  virtual void grad_moments(ExecContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
+                            const Tensor& saved_mean, const Tensor& saved_var, Tensor& sums, Tensor& dgamma,
+                            Tensor& dbeta) = 0;
+  // dx (+)= gamma inv_std (g - sum g / count - x_hat sum(g x_hat) / count), sums over all ranks.
+  virtual void grad_input(ExecContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& gamma,
+                          const Tensor& saved_mean, const Tensor& saved_var, const Tensor& sums, int64_t count,
+                          Tensor* dx, bool accumulate_dx) = 0;
+};
+
 enum class PoolKind : uint8_t { max, avg };
 
 struct PoolSpec {
@@ -316,6 +352,7 @@ class Backend {
 
   virtual std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) = 0;
   virtual std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) = 0;
+  virtual std::unique_ptr<SyncBatchNormKernel> sync_batch_norm(const BatchNormSpec& spec) = 0;
   virtual std::unique_ptr<PoolKernel> pool2d(const PoolSpec& spec) = 0;
   virtual std::unique_ptr<AdaptivePoolKernel> adaptive_avg_pool2d(const AdaptivePoolSpec& spec) = 0;
   virtual std::unique_ptr<LinearKernel> linear(const LinearSpec& spec) = 0;

@@ -136,6 +136,46 @@ class GuardedPool final : public PoolKernel {
   Boundary& b_;
 };
 
+class GuardedSyncBatchNorm final : public SyncBatchNormKernel {
+ public:
+  GuardedSyncBatchNorm(std::unique_ptr<SyncBatchNormKernel> in, Boundary& b) : in_(std::move(in)), b_(b) {}
+  void moments(ExecContext& ctx, const Tensor& x, Tensor& sums) override {
+    Boundary::Scope s(b_);
+    Tensor si = P(sums, "sums");
+    in_->moments(b_.inner(ctx), P(x, "x"), si);
+  }
+  void normalize(ExecContext& ctx, const Tensor& x, const Tensor& sums, int64_t count, const Tensor& gamma,
+                 const Tensor& beta, Tensor& y, Tensor& saved_mean, Tensor& saved_var, Tensor& running_mean,
+                 Tensor& running_var, Tensor& num_batches_tracked) override {
+    Boundary::Scope s(b_);
+    Tensor yi = P(y, "y"), sm = P(saved_mean, "saved_mean"), sv = P(saved_var, "saved_var");
+    Tensor rm = P(running_mean, "running_mean"), rv = P(running_var, "running_var");
+    Tensor nb = P(num_batches_tracked, "num_batches_tracked");
+    in_->normalize(b_.inner(ctx), P(x, "x"), P(sums, "sums"), count, P(gamma, "gamma"), P(beta, "beta"), yi, sm, sv,
+                   rm, rv, nb);
+  }
+  void grad_moments(ExecContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& saved_mean,
+                    const Tensor& saved_var, Tensor& sums, Tensor& dgamma, Tensor& dbeta) override {
+    Boundary::Scope s(b_);
+    Tensor si = P(sums, "sums"), dg = P(dgamma, "dgamma"), db = P(dbeta, "dbeta");
+    in_->grad_moments(b_.inner(ctx), P(x, "x"), P(y, "y"), P(dy, "dy"), P(saved_mean, "saved_mean"),
+                      P(saved_var, "saved_var"), si, dg, db);
+  }
+  void grad_input(ExecContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& gamma,
+                  const Tensor& saved_mean, const Tensor& saved_var, const Tensor& sums, int64_t count, Tensor* dx,
+                  bool accumulate_dx) override {
+    Boundary::Scope s(b_);
+    Tensor dxi = dx ? P(*dx, "dx") : Tensor();
+    in_->grad_input(b_.inner(ctx), P(x, "x"), P(y, "y"), P(dy, "dy"), P(gamma, "gamma"), P(saved_mean, "saved_mean"),
+                    P(saved_var, "saved_var"), P(sums, "sums"), count, dx ? &dxi : nullptr, accumulate_dx);
+  }
+
+ private:
+  static constexpr const char* kKernel = "sync batch norm";
+  std::unique_ptr<SyncBatchNormKernel> in_;
+  Boundary& b_;
+};
+
 class GuardedAdaptivePool final : public AdaptivePoolKernel {
  public:
   GuardedAdaptivePool(std::unique_ptr<AdaptivePoolKernel> in, Boundary& b) : in_(std::move(in)), b_(b) {}
@@ -324,6 +364,9 @@ std::unique_ptr<BatchNormKernel> guard(std::unique_ptr<BatchNormKernel> k, Bound
 }
 std::unique_ptr<PoolKernel> guard(std::unique_ptr<PoolKernel> k, Boundary& b) {
   return std::make_unique<GuardedPool>(std::move(k), b);
+}
+std::unique_ptr<SyncBatchNormKernel> guard(std::unique_ptr<SyncBatchNormKernel> k, Boundary& b) {
+  return std::make_unique<GuardedSyncBatchNorm>(std::move(k), b);
 }
 std::unique_ptr<AdaptivePoolKernel> guard(std::unique_ptr<AdaptivePoolKernel> k, Boundary& b) {
   return std::make_unique<GuardedAdaptivePool>(std::move(k), b);

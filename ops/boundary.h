@@ -54,6 +54,7 @@ void check_device(const Tensor& t, Device device, const char* kernel, const char
 std::unique_ptr<ConvKernel> guard(std::unique_ptr<ConvKernel> k, Boundary& b);
 std::unique_ptr<BatchNormKernel> guard(std::unique_ptr<BatchNormKernel> k, Boundary& b);
 std::unique_ptr<PoolKernel> guard(std::unique_ptr<PoolKernel> k, Boundary& b);
+std::unique_ptr<SyncBatchNormKernel> guard(std::unique_ptr<SyncBatchNormKernel> k, Boundary& b);
 std::unique_ptr<AdaptivePoolKernel> guard(std::unique_ptr<AdaptivePoolKernel> k, Boundary& b);
 std::unique_ptr<LinearKernel> guard(std::unique_ptr<LinearKernel> k, Boundary& b);
 std::unique_ptr<ReluKernel> guard(std::unique_ptr<ReluKernel> k, Boundary& b);

@@ -151,6 +151,7 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
     for (int in : n.inputs) in_shapes.push_back(in < 0 ? input : nodes_[static_cast<size_t>(in)].shape);
     try {
       n.layer->set_dtype(compute_);
+      n.layer->use_cross_rank_sum(ranks_);
       n.shape = n.layer->infer(in_shapes);
       if (backend) n.layer->build(*backend);
     } catch (const Error& e) {

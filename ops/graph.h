@@ -49,6 +49,9 @@ class Graph {
   // their gradients, BN's γ, β and statistics stay fp32. The graph's input, output and output gradient
   // stay f32 tensors (cast at the edges), so callers see no difference. Not with emulated storage.
   void set_compute_dtype(DType dtype);
+  // SyncBN, before setup(): every batch norm layer computes its training statistics (and its backward's
+  // sums) over all ranks through `ranks` (not owned; it outlives the graph). With one rank it changes nothing.
+  void set_cross_rank_sum(CrossRankSum* ranks) { ranks_ = ranks; }
   DType compute_dtype() const { return compute_; }
   // Also compute the gradient with respect to the graph's input (for tests and input attribution);
   // call before setup().
@@ -149,6 +152,7 @@ class Graph {
   Arena params_, grads_, buffers_;
   DType storage_ = DType::f32;
   DType compute_ = DType::f32;
+  CrossRankSum* ranks_ = nullptr;
   Arena compute_params_;  // the rounded copies of weights and biases (emulated storage only)
   Tensor rounded_input_;
   // Mixed precision: the whole parameter arena cast to the compute dtype (element k of the f32 arena is

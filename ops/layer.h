@@ -39,6 +39,9 @@ class Layer {
 
   // Fuses a ReLU that follows this layer into it, if the backend can; called before infer().
   virtual bool absorb_relu() { return false; }
+  // SyncBN: batch statistics summed over ranks through `ranks` (batch norm layers take it; others ignore
+  // it); called before build().
+  virtual void use_cross_rank_sum(CrossRankSum*) {}
   // Output shape for these input shapes (activations NHWC with the batch first).
   virtual Shape infer(std::span<const Shape> inputs) = 0;
   // Multiply-accumulates of one forward pass at the inferred shapes.

@@ -113,6 +113,10 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   const ops::Shape input{local_batch_, train_data_->height(), train_data_->width(), channels};
   graph_->set_emulated_storage(precision_.emulated);
   graph_->set_compute_dtype(precision_.compute);
+  if (cfg_.model.sync_bn && size_ > 1) {  // one rank: plain batch norm is the same thing
+    sync_sum_ = std::make_unique<comm::CommunicatorSum>(*control_, *backend_);
+    graph_->set_cross_rank_sum(sync_sum_.get());
+  }
   graph_->setup(backend_.get(), input);
   graph_->init_params(t.seed);
   graph_->set_dropout_seed(t.seed + static_cast<uint64_t>(rank_));  // each rank drops its own units

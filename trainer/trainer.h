@@ -11,6 +11,7 @@
 
 #include "comm/communicator.h"
 #include "comm/grad_reducer.h"
+#include "comm/sync_stats.h"
 #include "comm/world.h"
 #include "datasets/loader.h"
 #include "ops/models/zoo.h"
@@ -86,6 +87,7 @@ class Trainer {
   std::shared_ptr<comm::StepRecord> record_;
   std::unique_ptr<comm::Communicator> control_, data_;  // several ranks only
   std::unique_ptr<datasets::Loader> train_data_, val_data_;
+  std::unique_ptr<comm::CommunicatorSum> sync_sum_;  // model.sync_bn: SyncBN's sums over ranks (control plane)
   std::unique_ptr<ops::Graph> graph_;
   std::unique_ptr<ops::Graph> teacher_;  // train.teacher: distillation's teacher, in evaluation mode
   std::unique_ptr<Sgd> sgd_;

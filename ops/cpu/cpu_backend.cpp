@@ -49,6 +49,9 @@ std::unique_ptr<ConvKernel> CpuBackend::conv2d(const ConvSpec& s) { return guard
 std::unique_ptr<BatchNormKernel> CpuBackend::batch_norm(const BatchNormSpec& s) {
   return guard(make_batch_norm(*this, s), boundary_);
 }
+std::unique_ptr<SyncBatchNormKernel> CpuBackend::sync_batch_norm(const BatchNormSpec& s) {
+  return guard(make_sync_batch_norm(*this, s), boundary_);
+}
 std::unique_ptr<PoolKernel> CpuBackend::pool2d(const PoolSpec& s) { return guard(make_pool(*this, s), boundary_); }
 std::unique_ptr<AdaptivePoolKernel> CpuBackend::adaptive_avg_pool2d(const AdaptivePoolSpec& s) {
   return guard(make_adaptive_pool(*this, s), boundary_);

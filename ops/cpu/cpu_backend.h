@@ -57,6 +57,7 @@ class CpuBackend final : public Backend {
 
   std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) override;
   std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) override;
+  std::unique_ptr<SyncBatchNormKernel> sync_batch_norm(const BatchNormSpec& spec) override;
   std::unique_ptr<PoolKernel> pool2d(const PoolSpec& spec) override;
   std::unique_ptr<AdaptivePoolKernel> adaptive_avg_pool2d(const AdaptivePoolSpec& spec) override;
   std::unique_ptr<LinearKernel> linear(const LinearSpec& spec) override;
@@ -90,6 +91,7 @@ class CpuBackend final : public Backend {
 // Kernel factories, one file each (conv.cpp, batch_norm.cpp, ...).
 std::unique_ptr<ConvKernel> make_conv(CpuBackend& be, const ConvSpec& spec);
 std::unique_ptr<BatchNormKernel> make_batch_norm(CpuBackend& be, const BatchNormSpec& spec);
+std::unique_ptr<SyncBatchNormKernel> make_sync_batch_norm(CpuBackend& be, const BatchNormSpec& spec);
 std::unique_ptr<PoolKernel> make_pool(CpuBackend& be, const PoolSpec& spec);
 std::unique_ptr<AdaptivePoolKernel> make_adaptive_pool(CpuBackend& be, const AdaptivePoolSpec& spec);
 std::unique_ptr<LinearKernel> make_linear(CpuBackend& be, const LinearSpec& spec);

@@ -132,7 +132,51 @@ class CudaBatchNorm final : public BatchNormKernel {
   size_t reserve_ = 0, fwd_ws_ = 0, bwd_ws_ = 0, inv_std_bytes_ = 0, dx_bytes_ = 0;
 };
 
+// SyncBN over convoy's kernels (elementwise.cu); the layer sums the moments over ranks between the calls.
+class CudaSyncBatchNorm final : public SyncBatchNormKernel {
+ public:
+  explicit CudaSyncBatchNorm(const BatchNormSpec& s)
+      : t_(elem(s.dtype)), s_{s.N * s.H * s.W, s.C, s.eps, s.momentum, s.fuse_relu} {
+    require_float(s.dtype, "sync batch norm");
+  }
+  void moments(ExecContext& ctx, const Tensor& x, Tensor& sums) override {
+    sync_bn_moments(cuda_ctx(ctx).stream(), t_, s_, x.data(), sums.data_as<double>());
+  }
+  void normalize(ExecContext& ctx, const Tensor& x, const Tensor& sums, int64_t count, const Tensor& gamma,
+                 const Tensor& beta, Tensor& y, Tensor& saved_mean, Tensor& saved_var, Tensor& running_mean,
+                 Tensor& running_var, Tensor& num_batches_tracked) override {
+    cudaStream_t st = cuda_ctx(ctx).stream();
+    sync_bn_statistics(st, s_, sums.data_as<double>(), count, saved_mean.data_as<float>(), saved_var.data_as<float>(),
+                       running_mean.data_as<float>(), running_var.data_as<float>(),
+                       num_batches_tracked.data_as<int64_t>());
+    sync_bn_normalize(st, t_, s_, x.data(), saved_mean.data_as<float>(), saved_var.data_as<float>(),
+                      gamma.data_as<float>(), beta.data_as<float>(), y.data());
+  }
+  void grad_moments(ExecContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& saved_mean,
+                    const Tensor& saved_var, Tensor& sums, Tensor& dgamma, Tensor& dbeta) override {
+    sync_bn_grad_moments(cuda_ctx(ctx).stream(), t_, s_, x.data(), y.data(), dy.data(), saved_mean.data_as<float>(),
+                         saved_var.data_as<float>(), sums.data_as<double>(), dgamma.data_as<float>(),
+                         dbeta.data_as<float>());
+  }
+  void grad_input(ExecContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& gamma,
+                  const Tensor& saved_mean, const Tensor& saved_var, const Tensor& sums, int64_t count, Tensor* dx,
+                  bool accumulate_dx) override {
+    if (!dx) return;
+    sync_bn_grad_input(cuda_ctx(ctx).stream(), t_, s_, x.data(), y.data(), dy.data(), gamma.data_as<float>(),
+                       saved_mean.data_as<float>(), saved_var.data_as<float>(), sums.data_as<double>(), count,
+                       dx->data(), accumulate_dx);
+  }
+
+ private:
+  Elem t_;
+  SyncBnShape s_;
+};
+
 }  // namespace
+
+std::unique_ptr<SyncBatchNormKernel> make_sync_batch_norm(CudaBackend&, const BatchNormSpec& s) {
+  return std::make_unique<CudaSyncBatchNorm>(s);
+}
 
 std::unique_ptr<BatchNormKernel> make_batch_norm(CudaBackend& be, const BatchNormSpec& s) {
   return std::make_unique<CudaBatchNorm>(be, s);

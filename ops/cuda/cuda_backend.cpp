@@ -183,6 +183,9 @@ std::unique_ptr<ConvKernel> CudaBackend::conv2d(const ConvSpec& s) { return guar
 std::unique_ptr<BatchNormKernel> CudaBackend::batch_norm(const BatchNormSpec& s) {
   return guard(make_batch_norm(*this, s), boundary_);
 }
+std::unique_ptr<SyncBatchNormKernel> CudaBackend::sync_batch_norm(const BatchNormSpec& s) {
+  return guard(make_sync_batch_norm(*this, s), boundary_);
+}
 std::unique_ptr<PoolKernel> CudaBackend::pool2d(const PoolSpec& s) { return guard(make_pool(*this, s), boundary_); }
 std::unique_ptr<AdaptivePoolKernel> CudaBackend::adaptive_avg_pool2d(const AdaptivePoolSpec& s) {
   return guard(make_adaptive_pool(*this, s), boundary_);

@@ -113,6 +113,7 @@ class CudaBackend final : public Backend {
 
   std::unique_ptr<ConvKernel> conv2d(const ConvSpec& spec) override;
   std::unique_ptr<BatchNormKernel> batch_norm(const BatchNormSpec& spec) override;
+  std::unique_ptr<SyncBatchNormKernel> sync_batch_norm(const BatchNormSpec& spec) override;
   std::unique_ptr<PoolKernel> pool2d(const PoolSpec& spec) override;
   std::unique_ptr<AdaptivePoolKernel> adaptive_avg_pool2d(const AdaptivePoolSpec& spec) override;
   std::unique_ptr<LinearKernel> linear(const LinearSpec& spec) override;
@@ -155,6 +156,7 @@ class CudaBackend final : public Backend {
 std::unique_ptr<ConvKernel> make_conv(CudaBackend& be, const ConvSpec& spec);
 std::unique_ptr<BatchNormKernel> make_batch_norm(CudaBackend& be, const BatchNormSpec& spec);
 std::unique_ptr<PoolKernel> make_pool(CudaBackend& be, const PoolSpec& spec);
+std::unique_ptr<SyncBatchNormKernel> make_sync_batch_norm(CudaBackend& be, const BatchNormSpec& spec);
 std::unique_ptr<AdaptivePoolKernel> make_adaptive_pool(CudaBackend& be, const AdaptivePoolSpec& spec);
 std::unique_ptr<LinearKernel> make_linear(CudaBackend& be, const LinearSpec& spec);
 std::unique_ptr<LrnKernel> make_lrn(CudaBackend& be, const LrnSpec& spec);

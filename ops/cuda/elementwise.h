@@ -83,6 +83,25 @@ void adaptive_avg_pool_forward(cudaStream_t stream, Elem t, const AdaptiveShape&
 void adaptive_avg_pool_backward(cudaStream_t stream, Elem t, const AdaptiveShape& s, const void* dy, void* dx,
                                 bool accumulate);
 
+// --- SyncBN (ops/backend.h SyncBatchNormKernel): NHWC rows x C channels, f64 sums, f32 statistics ---
+struct SyncBnShape {
+  int64_t rows, C;
+  float eps, momentum;
+  bool relu;
+};
+void sync_bn_moments(cudaStream_t stream, Elem t, const SyncBnShape& s, const void* x, double* sums);
+// mean, var (biased), running statistics and the batch counter from the summed moments of `count` values.
+void sync_bn_statistics(cudaStream_t stream, const SyncBnShape& s, const double* sums, int64_t count, float* mean,
+                        float* var, float* running_mean, float* running_var, int64_t* num_batches_tracked);
+void sync_bn_normalize(cudaStream_t stream, Elem t, const SyncBnShape& s, const void* x, const float* mean,
+                       const float* var, const float* gamma, const float* beta, void* y);
+void sync_bn_grad_moments(cudaStream_t stream, Elem t, const SyncBnShape& s, const void* x, const void* y,
+                          const void* dy, const float* mean, const float* var, double* sums, float* dgamma,
+                          float* dbeta);
+void sync_bn_grad_input(cudaStream_t stream, Elem t, const SyncBnShape& s, const void* x, const void* y, const void* dy,
+                        const float* gamma, const float* mean, const float* var, const double* sums, int64_t count,
+                        void* dx, bool accumulate);
+
 // --- local response normalisation across channels (NHWC), PyTorch's LocalResponseNorm ---
 // scale = k + alpha/size * sum of x^2 over the channel window; y = x * scale^-beta. scale is kept (f32).
 void lrn_forward(cudaStream_t stream, Elem t, const void* x, void* y, float* scale, int64_t pixels, int64_t C,

@@ -10,6 +10,7 @@ class BatchNorm final : public Layer {
   explicit BatchNorm(const BatchNormOptions& o) : o_(o) {}
   std::string_view type() const override { return s_.fuse_relu ? "BatchNorm+ReLU" : "BatchNorm"; }
   bool absorb_relu() override { return s_.fuse_relu = true; }
+  void use_cross_rank_sum(CrossRankSum* ranks) override { ranks_ = ranks; }
 
   Shape infer(std::span<const Shape> in) override {
     CONVOY_CHECK(in.size() == 1 && (in[0].rank() == 4 || in[0].rank() == 2),
@@ -31,6 +32,11 @@ class BatchNorm final : public Layer {
     var_ = Tensor::empty(Shape{s_.C}, DType::f32, be.allocator());
     saved_ = Tensor::empty(Shape{static_cast<int64_t>(std::max<size_t>(kernel_->saved_bytes(), 1))}, DType::u8,
                            be.allocator());
+    if (ranks_ && ranks_->ranks() > 1) {  // SyncBN; evaluation keeps the plain kernel (running statistics)
+      sync_ = be.sync_batch_norm(s_);
+      sums_ = Tensor::empty(Shape{2 * s_.C}, DType::f64, be.allocator());
+      count_ = s_.N * s_.H * s_.W * ranks_->ranks();
+    }
   }
 
   void declare(ParamSink& sink) override {
@@ -44,7 +50,12 @@ class BatchNorm final : public Layer {
   std::vector<std::string> implementations() const override { return kernel_->implementations(); }
 
   void forward(const RunContext& rc, std::span<const Tensor* const> x, Tensor& y) override {
-    if (rc.training)
+    if (rc.training && sync_) {
+      sync_->moments(rc.ctx, *x[0], sums_);
+      ranks_->sum(rc.ctx, sums_, "sync batch norm statistics");
+      sync_->normalize(rc.ctx, *x[0], sums_, count_, param(0), param(1), y, mean_, var_, buffer(0), buffer(1),
+                       buffer(2));
+    } else if (rc.training)
       kernel_->forward_train(rc.ctx, *x[0], param(0), param(1), y, mean_, var_, saved_, buffer(0), buffer(1),
                              buffer(2));
     else
@@ -53,6 +64,12 @@ class BatchNorm final : public Layer {
 
   void backward(const RunContext& rc, std::span<const Tensor* const> x, const Tensor& y, const Tensor& dy,
                 std::span<Tensor* const> dx, std::span<const bool> accumulate) override {
+    if (sync_) {
+      sync_->grad_moments(rc.ctx, *x[0], y, dy, mean_, var_, sums_, grad(0), grad(1));
+      ranks_->sum(rc.ctx, sums_, "sync batch norm gradient sums");
+      sync_->grad_input(rc.ctx, *x[0], y, dy, param(0), mean_, var_, sums_, count_, dx[0], accumulate[0]);
+      return;
+    }
     kernel_->backward(rc.ctx, *x[0], param(0), param(1), y, mean_, var_, saved_, dy, dx[0], accumulate[0], grad(0),
                       grad(1));
   }
@@ -62,6 +79,10 @@ class BatchNorm final : public Layer {
   BatchNormSpec s_;
   std::unique_ptr<BatchNormKernel> kernel_;
   Tensor mean_, var_, saved_;  // the batch statistics and ReLU mask, kept for backward
+  CrossRankSum* ranks_ = nullptr;            // SyncBN: the sum over ranks
+  std::unique_ptr<SyncBatchNormKernel> sync_;
+  Tensor sums_;                              // its moments (2C f64), summed over ranks in place
+  int64_t count_ = 0;                        // values per channel over all ranks
 };
 
 }  // namespace

@@ -80,6 +80,9 @@ class StrictBackend final : public Backend {
     return guard(inner_->batch_norm(s), boundary_);
   }
   std::unique_ptr<PoolKernel> pool2d(const PoolSpec& s) override { return guard(inner_->pool2d(s), boundary_); }
+  std::unique_ptr<SyncBatchNormKernel> sync_batch_norm(const BatchNormSpec& s) override {
+    return guard(inner_->sync_batch_norm(s), boundary_);
+  }
   std::unique_ptr<AdaptivePoolKernel> adaptive_avg_pool2d(const AdaptivePoolSpec& s) override {
     return guard(inner_->adaptive_avg_pool2d(s), boundary_);
   }
