@@ -45,20 +45,14 @@ class CpuAdaptivePool final : public AdaptivePoolKernel {
     const AdaptivePoolSpec s = s_;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
-      for (int64_t oh = 0; oh < s.OH; ++oh) {
-        const int64_t h0 = math::adaptive_begin(oh, s.H, s.OH), h1 = math::adaptive_end(oh, s.H, s.OH);
+      for (int64_t oh = 0; oh < s.OH; ++oh)
         for (int64_t ow = 0; ow < s.OW; ++ow) {
-          const int64_t w0 = math::adaptive_begin(ow, s.W, s.OW), w1 = math::adaptive_end(ow, s.W, s.OW);
-          const float inv = 1.f / static_cast<float>((h1 - h0) * (w1 - w0));
           T* out = y + ((n * s.OH + oh) * s.OW + ow) * s.C;
-          for (int64_t c = 0; c < s.C; ++c) {
-            float sum = 0.f;
-            for (int64_t h = h0; h < h1; ++h)
-              for (int64_t w = w0; w < w1; ++w) sum += load_f32(x[((n * s.H + h) * s.W + w) * s.C + c]);
-            store_f32(out[c], sum * inv);
-          }
+          for (int64_t c = 0; c < s.C; ++c)
+            store_f32(out[c], math::adaptive_avg_at(oh, ow, s.H, s.W, s.OH, s.OW, [&](int64_t h, int64_t w) {
+                        return load_f32(x[((n * s.H + h) * s.W + w) * s.C + c]);
+                      }));
         }
-      }
   }
 
   template <typename T>
@@ -66,26 +60,16 @@ class CpuAdaptivePool final : public AdaptivePoolKernel {
     const AdaptivePoolSpec s = s_;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < s.N; ++n)
-      for (int64_t h = 0; h < s.H; ++h) {
-        int64_t oh0, oh1;
-        math::adaptive_windows_containing(h, s.H, s.OH, oh0, oh1);
+      for (int64_t h = 0; h < s.H; ++h)
         for (int64_t w = 0; w < s.W; ++w) {
-          int64_t ow0, ow1;
-          math::adaptive_windows_containing(w, s.W, s.OW, ow0, ow1);
           T* out = dx + ((n * s.H + h) * s.W + w) * s.C;
           for (int64_t c = 0; c < s.C; ++c) {
-            float g = 0.f;
-            for (int64_t oh = oh0; oh <= oh1; ++oh) {
-              const int64_t kh = math::adaptive_end(oh, s.H, s.OH) - math::adaptive_begin(oh, s.H, s.OH);
-              for (int64_t ow = ow0; ow <= ow1; ++ow) {
-                const int64_t kw = math::adaptive_end(ow, s.W, s.OW) - math::adaptive_begin(ow, s.W, s.OW);
-                g += load_f32(dy[((n * s.OH + oh) * s.OW + ow) * s.C + c]) / static_cast<float>(kh * kw);
-              }
-            }
+            const float g = math::adaptive_avg_grad_at(h, w, s.H, s.W, s.OH, s.OW, [&](int64_t oh, int64_t ow) {
+              return load_f32(dy[((n * s.OH + oh) * s.OW + ow) * s.C + c]);
+            });
             store_f32(out[c], accumulate ? load_f32(out[c]) + g : g);
           }
         }
-      }
   }
 
   AdaptivePoolSpec s_;

@@ -360,12 +360,9 @@ template <typename T>
 void adaptive_avg_pool_forward_t(cudaStream_t stream, const AdaptiveShape& s, const T* x, T* y) {
   launch(stream, s.N * s.OH * s.OW * s.C, [=] __device__(int64_t i) {
     const int64_t c = i % s.C, ow = (i / s.C) % s.OW, oh = (i / (s.C * s.OW)) % s.OH, n = i / (s.C * s.OW * s.OH);
-    const int64_t h0 = math::adaptive_begin(oh, s.H, s.OH), h1 = math::adaptive_end(oh, s.H, s.OH);
-    const int64_t w0 = math::adaptive_begin(ow, s.W, s.OW), w1 = math::adaptive_end(ow, s.W, s.OW);
-    float sum = 0.f;
-    for (int64_t h = h0; h < h1; ++h)
-      for (int64_t w = w0; w < w1; ++w) sum += ld(x[((n * s.H + h) * s.W + w) * s.C + c]);
-    y[i] = st<T>(sum / static_cast<float>((h1 - h0) * (w1 - w0)));
+    y[i] = st<T>(math::adaptive_avg_at(oh, ow, s.H, s.W, s.OH, s.OW, [&](int64_t h, int64_t w) {
+      return ld(x[((n * s.H + h) * s.W + w) * s.C + c]);
+    }));
   });
 }
 
@@ -373,17 +370,9 @@ template <typename T>
 void adaptive_avg_pool_backward_t(cudaStream_t stream, const AdaptiveShape& s, const T* dy, T* dx, bool accumulate) {
   launch(stream, s.N * s.H * s.W * s.C, [=] __device__(int64_t i) {
     const int64_t c = i % s.C, w = (i / s.C) % s.W, h = (i / (s.C * s.W)) % s.H, n = i / (s.C * s.W * s.H);
-    int64_t oh0, oh1, ow0, ow1;
-    math::adaptive_windows_containing(h, s.H, s.OH, oh0, oh1);
-    math::adaptive_windows_containing(w, s.W, s.OW, ow0, ow1);
-    float g = 0.f;
-    for (int64_t oh = oh0; oh <= oh1; ++oh) {
-      const int64_t kh = math::adaptive_end(oh, s.H, s.OH) - math::adaptive_begin(oh, s.H, s.OH);
-      for (int64_t ow = ow0; ow <= ow1; ++ow) {
-        const int64_t kw = math::adaptive_end(ow, s.W, s.OW) - math::adaptive_begin(ow, s.W, s.OW);
-        g += ld(dy[((n * s.OH + oh) * s.OW + ow) * s.C + c]) / static_cast<float>(kh * kw);
-      }
-    }
+    const float g = math::adaptive_avg_grad_at(h, w, s.H, s.W, s.OH, s.OW, [&](int64_t oh, int64_t ow) {
+      return ld(dy[((n * s.OH + oh) * s.OW + ow) * s.C + c]);
+    });
     dx[i] = st<T>(accumulate ? ld(dx[i]) + g : g);
   });
 }

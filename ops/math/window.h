@@ -51,4 +51,33 @@ CONVOY_HD void adaptive_windows_containing(int64_t i, int64_t in, int64_t out, i
   if (last > out - 1) last = out - 1;
 }
 
+// One output of adaptive average pooling: the mean of x(h, w) over output (oh, ow)'s window.
+template <typename X>
+CONVOY_HD float adaptive_avg_at(int64_t oh, int64_t ow, int64_t H, int64_t W, int64_t OH, int64_t OW, X x) {
+  const int64_t h0 = adaptive_begin(oh, H, OH), h1 = adaptive_end(oh, H, OH);
+  const int64_t w0 = adaptive_begin(ow, W, OW), w1 = adaptive_end(ow, W, OW);
+  float sum = 0.f;
+  for (int64_t h = h0; h < h1; ++h)
+    for (int64_t w = w0; w < w1; ++w) sum += x(h, w);
+  return sum / static_cast<float>((h1 - h0) * (w1 - w0));
+}
+
+// Its backward at input (h, w): dy(oh, ow) / window size summed over the outputs whose windows hold it,
+// in a fixed order.
+template <typename DY>
+CONVOY_HD float adaptive_avg_grad_at(int64_t h, int64_t w, int64_t H, int64_t W, int64_t OH, int64_t OW, DY dy) {
+  int64_t oh0, oh1, ow0, ow1;
+  adaptive_windows_containing(h, H, OH, oh0, oh1);
+  adaptive_windows_containing(w, W, OW, ow0, ow1);
+  float g = 0.f;
+  for (int64_t oh = oh0; oh <= oh1; ++oh) {
+    const int64_t kh = adaptive_end(oh, H, OH) - adaptive_begin(oh, H, OH);
+    for (int64_t ow = ow0; ow <= ow1; ++ow) {
+      const int64_t kw = adaptive_end(ow, W, OW) - adaptive_begin(ow, W, OW);
+      g += dy(oh, ow) / static_cast<float>(kh * kw);
+    }
+  }
+  return g;
+}
+
 }  // namespace convoy::math
