@@ -15,6 +15,7 @@ struct ModelConfig {
   int64_t in_channels = 0;   // 0: the data set's channel count
   bool zero_gamma = false;   // γ = 0 for the last BN of every residual block
   bool sync_bn = false;      // SyncBN: batch statistics over the global batch (all ranks), not each rank's
+  double width = 1.0;        // VGG: convolution channels times width (d2l's small VGG: 0.25); 1 = torchvision's
   std::string init_from;     // HDF5 with torchvision names (a checkpoint or tools/torchvision_to_h5.py output)
 };
 

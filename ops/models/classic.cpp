@@ -3,6 +3,7 @@
 // ("features.3"), as in torchvision's state_dicts, so that tools/torchvision_to_h5.py maps every tensor.
 #include "ops/models/zoo.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace convoy::ops {
@@ -62,7 +63,7 @@ std::unique_ptr<Graph> make_alexnet(int64_t, int64_t num_classes) {
 
 // torchvision.models.vgg*: 3x3 convolutions (kaiming_normal fan_out, zero bias), optional BN after each,
 // 2x2 max pools, a 7x7 adaptive pool and three linear layers (N(0, 0.01), zero bias).
-std::unique_ptr<Graph> make_vgg(const std::string& name, int64_t, int64_t num_classes) {
+std::unique_ptr<Graph> make_vgg(const std::string& name, int64_t, int64_t num_classes, double width) {
   const bool bn = name.ends_with("_bn");
   const std::string depth = name.substr(3, 2);
   const int M = 0;  // a max pool
@@ -81,8 +82,9 @@ std::unique_ptr<Graph> make_vgg(const std::string& name, int64_t, int64_t num_cl
       x = g->add(at("features", i++), max_pool2d(pool(2, 2)), {x});
       continue;
     }
-    x = g->add(at("features", i++), conv2d(conv(v, 3, 1, 1, true, InitKind::kaiming_normal_fan_out, InitKind::zeros)),
-               {x});
+    const int64_t out = std::max<int64_t>(1, static_cast<int64_t>(v * width));
+    x = g->add(at("features", i++),
+               conv2d(conv(out, 3, 1, 1, true, InitKind::kaiming_normal_fan_out, InitKind::zeros)), {x});
     if (bn) x = g->add(at("features", i++), batch_norm(), {x});
     x = g->add(at("features", i++), relu(), {x});
   }

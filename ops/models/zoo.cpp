@@ -70,9 +70,12 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
   int64_t classes = o.num_classes > 0 ? o.num_classes : info.num_classes;
   int64_t channels = o.in_channels > 0 ? o.in_channels : info.channels;
   CONVOY_CHECK(classes >= 2, "a classifier needs at least 2 classes, got " << classes);
+  CONVOY_CHECK(o.width > 0 && o.width <= 1, "model.width must be in (0, 1], got " << o.width);
+  CONVOY_CHECK(o.width == 1 || name.starts_with("vgg"),
+               "model.width narrows VGG only (d2l's small VGG); " << name << " takes width 1");
   if (name == "lenet5") return make_lenet5(channels, classes);
   if (name == "alexnet") return make_alexnet(channels, classes);
-  if (name.starts_with("vgg")) return make_vgg(name, channels, classes);
+  if (name.starts_with("vgg")) return make_vgg(name, channels, classes, o.width);
   if (name == "nin") return make_nin(channels, classes);
   if (name == "googlenet") return make_googlenet(channels, classes);
   if (name.starts_with("densenet")) return make_densenet(name, channels, classes);

@@ -14,6 +14,9 @@ struct ModelOptions {
   int64_t num_classes = 0;  // 0: the model's default
   int64_t in_channels = 0;  // 0: the model's default
   bool zero_gamma = false;  // γ = 0 for the last BN of every residual block (Bag of Tricks)
+  // VGG only: every convolution's channels times width (d2l's small VGG is width 0.25); the classifier
+  // keeps 4096 units as d2l's does. 1 is torchvision's network.
+  double width = 1.0;
 };
 
 struct ModelInfo {
@@ -32,7 +35,8 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
 std::unique_ptr<Graph> make_lenet5(int64_t in_channels, int64_t num_classes);
 // ops/models/classic.cpp
 std::unique_ptr<Graph> make_alexnet(int64_t in_channels, int64_t num_classes);
-std::unique_ptr<Graph> make_vgg(const std::string& name, int64_t in_channels, int64_t num_classes);  // vgg11 .. vgg19_bn
+std::unique_ptr<Graph> make_vgg(const std::string& name, int64_t in_channels, int64_t num_classes,
+                                double width = 1.0);  // vgg11 .. vgg19_bn
 std::unique_ptr<Graph> make_nin(int64_t in_channels, int64_t num_classes);
 std::unique_ptr<Graph> make_googlenet(int64_t in_channels, int64_t num_classes);
 std::unique_ptr<Graph> make_densenet(const std::string& name, int64_t in_channels, int64_t num_classes);

@@ -51,6 +51,17 @@ TEST(Models, ParameterCountsEqualTorchvision) {
   EXPECT_EQ(count_params("nin"), 1992166);  // d2l's Fashion-MNIST NiN (1 channel, 10 classes)
 }
 
+// d2l's small VGG-11 (channels / 4, 4096-unit classifier) on 1x224x224 Fashion-MNIST. Convolutions 1->16, 16->32,
+// 32->64, 64->64, 64->128 and three 128->128, 3x3 with biases: 576,832; the classifier 6272*4096+4096 +
+// 4096*4096+4096 + 4096*10+10 = 42,516,490.
+TEST(Models, VggWidthIsD2lsNarrowVgg) {
+  auto g = ops::make_model("vgg11", {10, 1, false, 0.25});
+  g->setup(nullptr, Shape{1, 224, 224, 1});
+  EXPECT_EQ(g->num_params(), 576832 + 42516490);
+  EXPECT_THROW(ops::make_model("resnet18", {10, 1, false, 0.5}), Error);
+  EXPECT_THROW(ops::make_model("vgg11", {10, 1, false, 0.0}), Error);
+}
+
 TEST(Models, ClassesAndInputChannelsAreParameters) {
   auto g = ops::make_model("resnet18", {10, 1, false});
   g->setup(nullptr, Shape{2, 28, 28, 1});
