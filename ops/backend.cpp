@@ -1,5 +1,6 @@
 #include "ops/backend.h"
 
+#include <cmath>
 #include <cstdlib>
 
 #if defined(CONVOY_CUDA_BACKEND)
@@ -14,6 +15,7 @@ void check_loss_terms(const LossTerms& t, int64_t N, int64_t K) {
   CONVOY_CHECK(t.smoothing >= 0.f && t.smoothing < 1.f, "label smoothing must be in [0, 1), got " << t.smoothing);
   CONVOY_CHECK(t.mix_lambda >= 0.f && t.mix_lambda <= 1.f, "the mixup weight must be in [0, 1], got " << t.mix_lambda);
   CONVOY_CHECK(t.temperature > 0.f, "the distillation temperature must be positive, got " << t.temperature);
+  CONVOY_CHECK(t.weight > 0.f && std::isfinite(t.weight), "a loss term's weight must be positive, got " << t.weight);
   if (t.teacher)
     CONVOY_CHECK(t.teacher->numel() == N * K && t.teacher->dtype() == DType::f32,
                  "the teacher's logits must be (" << N << ", " << K << ") f32, got " << t.teacher->shape().str() << " "

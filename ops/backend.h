@@ -290,13 +290,16 @@ struct LossTerms {
   // distillation: + T^2 KL(softmax(teacher / T) || softmax(logits / T)); teacher: (N, K) f32 on the device.
   const Tensor* teacher = nullptr;
   float temperature = 1.f;
+  // The term's weight in the step's loss, on both the loss and its gradient (GoogLeNet's auxiliary
+  // classifiers: 0.3).
+  float weight = 1.f;
 };
 
 class SoftmaxCrossEntropyKernel {
  public:
   virtual ~SoftmaxCrossEntropyKernel() = default;
-  // labels: (N) i32. Writes dlogits = d(mean loss)/d logits * loss_scale; adds the batch's mean loss
-  // (unscaled) to loss_sum (f64 scalar) and sets nonfinite (i32 scalar) to 1 if that loss is not finite
+  // labels: (N) i32. Writes dlogits = d(weight * mean loss)/d logits * loss_scale; adds weight times the
+  // batch's mean loss (unscaled) to loss_sum (f64 scalar) and sets nonfinite (i32 scalar) to 1 if that loss is not finite
   // (leaving it otherwise: micro-batches OR into one flag).
   virtual void forward_backward(ExecContext& ctx, const Tensor& logits, const Tensor& labels, const LossTerms& terms,
                                 Tensor& dlogits, Tensor& loss_sum, Tensor& nonfinite) = 0;

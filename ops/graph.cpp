@@ -30,6 +30,28 @@ void Graph::set_output(const std::string& edge) {
   output_ = idx;
 }
 
+void Graph::add_output(const std::string& name, const std::string& edge, float loss_weight) {
+  CONVOY_CHECK(!set_up_, "graph output '" << name << "' added after set-up");
+  CONVOY_CHECK(!name.empty(), "an extra graph output needs a name");
+  for (const Extra& e : extras_) CONVOY_CHECK(e.name != name, "two graph outputs are both named '" << name << "'");
+  const int idx = find(edge);
+  CONVOY_CHECK(idx >= 0, "graph output '" << name << "' reads '" << edge << "', which is not a layer");
+  CONVOY_CHECK(loss_weight > 0.f && std::isfinite(loss_weight),
+               "graph output '" << name << "': the loss weight must be positive, got " << loss_weight);
+  extras_.push_back(Extra{name, idx, loss_weight, {}, {}});
+}
+
+const Tensor& Graph::extra_output(size_t k) const {
+  CONVOY_CHECK(k < extras_.size(), "graph '" << name_ << "' has " << extras_.size() << " extra outputs, not " << k + 1);
+  return compute_ == DType::f32 ? nodes_[static_cast<size_t>(extras_[k].node)].out : extras_[k].out_f32;
+}
+
+Tensor& Graph::extra_output_grad(size_t k) {
+  CONVOY_CHECK(k < extras_.size(), "graph '" << name_ << "' has " << extras_.size() << " extra outputs, not " << k + 1);
+  CONVOY_CHECK(backend_, "graph '" << name_ << "' has no backend");
+  return compute_ == DType::f32 ? nodes_[static_cast<size_t>(extras_[k].node)].dout : extras_[k].grad_f32;
+}
+
 int Graph::find(const std::string& edge) const {
   if (edge == kInput) return -1;
   for (size_t i = 0; i < nodes_.size(); ++i)
@@ -44,13 +66,16 @@ void Graph::fuse_relus() {
   for (const Node& n : nodes_)
     for (int in : n.inputs)
       if (in >= 0) ++consumers[static_cast<size_t>(in)];
+  std::vector<bool> is_output(nodes_.size(), false);  // a producer whose output is read as it is
+  is_output[static_cast<size_t>(output_)] = true;
+  for (const Extra& e : extras_) is_output[static_cast<size_t>(e.node)] = true;
   std::vector<int> remap(nodes_.size());  // old index -> index in `kept` (a fused ReLU maps to its producer)
   std::vector<Node> kept;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (n.layer->type() == "ReLU" && n.inputs.size() == 1) {
       int p = n.inputs[0];
-      if (p >= 0 && consumers[static_cast<size_t>(p)] == 1 && p != output_ &&
+      if (p >= 0 && consumers[static_cast<size_t>(p)] == 1 && !is_output[static_cast<size_t>(p)] &&
           kept[static_cast<size_t>(remap[static_cast<size_t>(p)])].layer->absorb_relu()) {
         remap[i] = remap[static_cast<size_t>(p)];
         continue;
@@ -62,7 +87,18 @@ void Graph::fuse_relus() {
     kept.push_back(std::move(n));
   }
   output_ = remap[static_cast<size_t>(output_)];
+  for (Extra& e : extras_) e.node = remap[static_cast<size_t>(e.node)];
   nodes_ = std::move(kept);
+}
+
+void Graph::mark_extra_only() {
+  std::vector<bool> main(nodes_.size(), false);
+  main[static_cast<size_t>(output_)] = true;
+  for (size_t i = nodes_.size(); i-- > 0;)
+    if (main[i])
+      for (int in : nodes_[i].inputs)
+        if (in >= 0) main[static_cast<size_t>(in)] = true;
+  for (size_t i = 0; i < nodes_.size(); ++i) nodes_[i].extra_only = !extras_.empty() && !main[i];
 }
 
 namespace {
@@ -142,7 +178,11 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
   CONVOY_CHECK(!nodes_.empty(), "graph '" << name_ << "' has no layers");
   CONVOY_CHECK(input.rank() == 4 || input.rank() == 2, "the graph input must be (N, H, W, C) or (N, C), got "
                                                            << input.str());
+  for (const Extra& e : extras_)
+    CONVOY_CHECK(e.node != output_, "graph output '" << e.name << "' is the main output '"
+                                                     << nodes_[static_cast<size_t>(output_)].name << "' too");
   if (fuse) fuse_relus();
+  mark_extra_only();
   backend_ = backend;
   input_shape_ = input;
   std::vector<Shape> in_shapes;
@@ -194,6 +234,11 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
   if (compute_ != DType::f32) {
     output_f32_ = Tensor::empty(output_shape(), DType::f32, alloc);
     output_grad_f32_ = Tensor::empty(output_shape(), DType::f32, alloc);
+    for (Extra& e : extras_) {
+      const Shape& shape = nodes_[static_cast<size_t>(e.node)].shape;
+      e.out_f32 = Tensor::empty(shape, DType::f32, alloc);
+      e.grad_f32 = Tensor::empty(shape, DType::f32, alloc);
+    }
   }
   if (want_input_grad_) input_grad_ = Tensor::empty(input, compute_, alloc);
   plan_gradients();
@@ -204,6 +249,7 @@ void Graph::setup(Backend* backend, const Shape& input, bool fuse) {
 void Graph::plan_gradients() {
   std::vector<bool> written(nodes_.size(), false);
   written[static_cast<size_t>(output_)] = true;
+  for (const Extra& e : extras_) written[static_cast<size_t>(e.node)] = true;  // callers write these too
   bool input_written = false;
   for (size_t i = nodes_.size(); i-- > 0;) {
     Node& n = nodes_[i];
@@ -263,6 +309,7 @@ const Tensor& Graph::forward(const Tensor& input) {
   RunContext rc{backend_->context(), training_, seed_, step_};
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
+    if (n.extra_only && !training_) continue;
     if (observer_) observer_->begin(i, false);
     try {
       n.layer->forward(rc, n.x, n.out);
@@ -275,6 +322,8 @@ const Tensor& Graph::forward(const Tensor& input) {
   if (training_) ++step_;
   const Tensor& out = nodes_[static_cast<size_t>(output_)].out;
   if (compute_ == DType::f32) return out;
+  if (training_)
+    for (Extra& e : extras_) backend_->cast(backend_->context(), nodes_[static_cast<size_t>(e.node)].out, e.out_f32);
   backend_->cast(backend_->context(), out, output_f32_);
   return output_f32_;
 }
@@ -288,8 +337,12 @@ void Graph::backward() {
   CONVOY_CHECK(training_, "backward() needs the graph in training mode (it was in evaluation mode)");
   // The dropout masks of this backward are those of the forward just run.
   RunContext rc{backend_->context(), training_, seed_, step_ - 1};
-  round(nodes_[static_cast<size_t>(output_)].dout);  // the loss gradient, as a half tensor holds it
-  if (compute_ != DType::f32) backend_->cast(rc.ctx, output_grad_f32_, nodes_[static_cast<size_t>(output_)].dout);
+  round(nodes_[static_cast<size_t>(output_)].dout);  // the loss gradients, as a half tensor holds them
+  for (const Extra& e : extras_) round(nodes_[static_cast<size_t>(e.node)].dout);
+  if (compute_ != DType::f32) {
+    backend_->cast(rc.ctx, output_grad_f32_, nodes_[static_cast<size_t>(output_)].dout);
+    for (Extra& e : extras_) backend_->cast(rc.ctx, e.grad_f32, nodes_[static_cast<size_t>(e.node)].dout);
+  }
   for (size_t i = nodes_.size(); i-- > 0;) {
     Node& n = nodes_[i];
     if (observer_) observer_->begin(i, true);

@@ -29,6 +29,11 @@ class Graph {
   const std::string& add(const std::string& name, std::unique_ptr<Layer> layer, std::vector<std::string> inputs);
   // The graph's output edge (default: the last layer added).
   void set_output(const std::string& edge);
+  // A named extra output (GoogLeNet's auxiliary classifiers): the layer `edge`, whose logits join the
+  // training loss with `loss_weight`. After a training forward() callers read it with extra_output(k) and
+  // write its loss gradient into extra_output_grad(k) before backward(); in evaluation the layers that
+  // feed only extra outputs do not run, as torchvision skips its auxiliary heads.
+  void add_output(const std::string& name, const std::string& edge, float loss_weight);
 
   // --- set-up ---
   // Infers shapes for an (N, H, W, C) input, fuses ReLUs into the layer before them where it changes no
@@ -84,6 +89,13 @@ class Graph {
   };
   void set_observer(Observer* observer) { observer_ = observer; }
 
+  // Extra outputs, in the order added: f32 like the main output, whatever the compute dtype.
+  size_t num_extra_outputs() const { return extras_.size(); }
+  const std::string& extra_output_name(size_t k) const { return extras_.at(k).name; }
+  float extra_output_loss_weight(size_t k) const { return extras_.at(k).loss_weight; }
+  const Tensor& extra_output(size_t k) const;  // valid after a training forward()
+  Tensor& extra_output_grad(size_t k);
+
   // --- introspection ---
   const std::string& name() const { return name_; }
   size_t num_layers() const { return nodes_.size(); }
@@ -129,12 +141,20 @@ class Graph {
     std::vector<const Tensor*> x;
     std::vector<Tensor*> dx;
     std::unique_ptr<bool[]> accumulate;
+    bool extra_only = false;  // feeds only extra outputs: skipped in evaluation
+  };
+  struct Extra {
+    std::string name;
+    int node;
+    float loss_weight;
+    Tensor out_f32, grad_f32;  // mixed precision: the f32 copies callers see
   };
 
   int find(const std::string& edge) const;  // node index, -1 for the input
   bool rounds(size_t param) const;          // used through a compute copy (emulated storage, mixed precision)
   void round(Tensor& t);                    // in place to the emulated storage (nothing in f32)
   void fuse_relus();
+  void mark_extra_only();  // Node::extra_only, from what the main output reads
   void plan_gradients();
   // The arena and entry index that hold a named parameter or buffer.
   std::pair<const Arena*, size_t> locate(const std::string& name) const;
@@ -142,6 +162,7 @@ class Graph {
   std::string name_;
   std::vector<Node> nodes_;
   int output_ = -1;
+  std::vector<Extra> extras_;
   Backend* backend_ = nullptr;
   Shape input_shape_;
   Tensor input_, input_grad_;

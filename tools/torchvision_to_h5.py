@@ -24,9 +24,12 @@ def main():
     p.add_argument("--weights", default=None,
                    help="a saved state_dict (.pth) to load; default: torchvision's fresh initialization")
     p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--aux-logits", action="store_true",
+                   help="googlenet: with its auxiliary classifiers (convoy's model.aux_logits: true); a state_dict "
+                        "that has them implies it")
     a = p.parse_args()
     state = torch.load(a.weights, map_location="cpu") if a.weights else None
-    model = build(a.model, a.num_classes, state)  # the first conv's channels follow the state's
+    model = build(a.model, a.num_classes, state, a.aux_logits)  # conv1's channels and aux heads follow the state
     if state is not None:
         model.load_state_dict(state)
     params = {name for name, _ in model.named_parameters()}

@@ -130,6 +130,7 @@ void visit(C& c, V& v) {
   v.field("init_from", c.model.init_from);
   v.field("sync_bn", c.model.sync_bn);
   v.field("width", c.model.width);
+  v.field("aux_logits", c.model.aux_logits);
   v.section("data");
   v.field("dir", c.data.dir);
   v.field("train_split", c.data.train_split);

@@ -16,6 +16,7 @@ struct ModelConfig {
   bool zero_gamma = false;   // γ = 0 for the last BN of every residual block
   bool sync_bn = false;      // SyncBN: batch statistics over the global batch (all ranks), not each rank's
   double width = 1.0;        // VGG: convolution channels times width (d2l's small VGG: 0.25); 1 = torchvision's
+  bool aux_logits = false;   // GoogLeNet: train its two auxiliary classifiers too (loss weight 0.3 each)
   std::string init_from;     // HDF5 with torchvision names (a checkpoint or tools/torchvision_to_h5.py output)
 };
 

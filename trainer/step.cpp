@@ -91,6 +91,15 @@ void TrainStep::micro_batch(const ops::Tensor& images, const ops::Tensor& labels
   }
   const ops::Tensor& logits = graph_.forward(*input);
   loss_->forward_backward(ctx, logits, labels, terms, graph_.output_grad(), loss_sum_, nonfinite_);
+  // Extra outputs (GoogLeNet's auxiliary classifiers) learn the same targets with their weight; the teacher
+  // speaks to the main output only.
+  for (size_t k = 0; k < graph_.num_extra_outputs(); ++k) {
+    ops::LossTerms extra = terms;
+    extra.teacher = nullptr;
+    extra.weight = graph_.extra_output_loss_weight(k);
+    loss_->forward_backward(ctx, graph_.extra_output(k), labels, extra, graph_.extra_output_grad(k), loss_sum_,
+                            nonfinite_);
+  }
   graph_.backward();
   if (micro_ + 1 < k_) {  // keep this micro-batch's gradients: the next backward overwrites them
     const ops::Tensor g = graph_.grads().flat();

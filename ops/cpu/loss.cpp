@@ -24,7 +24,7 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     const int32_t* y = labels.data_as<int32_t>();
     const float* teacher = terms.teacher ? terms.teacher->data_as<float>() : nullptr;
     float* g = dlogits.data_as<float>();
-    const float scale = terms.loss_scale / static_cast<float>(N_), lambda = terms.mix_lambda;
+    const float scale = terms.weight * terms.loss_scale / static_cast<float>(N_), lambda = terms.mix_lambda;
     const float eps = terms.smoothing, T = terms.temperature;
     const int64_t N = N_, K = K_;
     double total = 0;
@@ -32,7 +32,7 @@ class CpuSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     for (int64_t n = 0; n < N; ++n)
       total += math::soft_xent_row(x + n * K, K, y[n], y[N - 1 - n], lambda, eps, teacher ? teacher + n * K : nullptr,
                                    T, g + n * K, scale);
-    const double mean = total / static_cast<double>(N_);
+    const double mean = terms.weight * total / static_cast<double>(N_);
     scalar<double>(loss_sum, "loss_sum") += mean;
     if (!std::isfinite(mean)) scalar<int32_t>(nonfinite, "nonfinite") = 1;
   }

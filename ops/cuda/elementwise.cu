@@ -78,13 +78,13 @@ __global__ void xent_rows(const float* logits, const int32_t* labels, int64_t N,
   }
 }
 
-// One block: loss_sum += mean(rows) in a fixed order, nonfinite = !isfinite(mean).
-__global__ void xent_total(const float* rows, int64_t N, double* loss_sum, int32_t* nonfinite) {
+// One block: loss_sum += weight * mean(rows) in a fixed order, nonfinite = !isfinite(that).
+__global__ void xent_total(const float* rows, int64_t N, float weight, double* loss_sum, int32_t* nonfinite) {
   double s = 0;
   for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += rows[i];
   s = block_sum(s);
   if (threadIdx.x == 0) {
-    const double mean = s / static_cast<double>(N);
+    const double mean = weight * s / static_cast<double>(N);
     loss_sum[0] += mean;
     if (!isfinite(mean)) nonfinite[0] = 1;
   }
@@ -589,7 +589,7 @@ void softmax_cross_entropy(cudaStream_t stream, const float* logits, const int32
   if (N <= 0) return;
   xent_rows<<<blocks_for(N), kThreads, 0, stream>>>(logits, labels, N, K, terms, rows, grad);
   CUDA_CHECK(cudaGetLastError());
-  xent_total<<<1, kThreads, 0, stream>>>(rows, N, loss_sum, nonfinite);
+  xent_total<<<1, kThreads, 0, stream>>>(rows, N, terms.weight, loss_sum, nonfinite);
   CUDA_CHECK(cudaGetLastError());
 }
 

@@ -116,14 +116,15 @@ void increment(cudaStream_t stream, int64_t* count);
 
 // --- softmax cross-entropy ---
 // The loss terms of math::soft_xent_row: smoothing, gradient scale (loss scale / N), mixup's lambda (row n
-// mixed with row N-1-n), a teacher's (N, K) logits (device, or null) and the temperature.
+// mixed with row N-1-n), a teacher's (N, K) logits (device, or null), the temperature, and the weight of
+// the mean loss in loss_sum.
 struct XentTerms {
   float smoothing, grad_scale, mix_lambda;
   const float* teacher;
-  float temperature;
+  float temperature, weight;
 };
 // rows (N floats of workspace) = per-sample losses; grad = d loss / d logits * grad_scale; then
-// loss_sum[0] += mean of rows, nonfinite[0] = 1 if the mean is not finite (left as it is otherwise).
+// loss_sum[0] += weight * mean of rows, nonfinite[0] = 1 if the mean is not finite (left as it is otherwise).
 // A label outside [0, K) makes its row NaN (a device cannot stop the host to say so: the step's
 // non-finite vote stops training instead).
 void softmax_cross_entropy(cudaStream_t stream, const float* logits, const int32_t* labels, int64_t N, int64_t K,

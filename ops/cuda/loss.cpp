@@ -21,8 +21,8 @@ class CudaSoftmaxCrossEntropy final : public SoftmaxCrossEntropyKernel {
     CONVOY_CHECK(dlogits.numel() == N_ * K_, "cross-entropy writes (" << N_ << ", " << K_ << ") logit gradients, got "
                                                                       << dlogits.shape().str());
     CONVOY_CHECK(loss_sum.numel() == 1 && nonfinite.numel() == 1, "cross-entropy's loss sum and flag are scalars");
-    XentTerms x{terms.smoothing, terms.loss_scale / static_cast<float>(N_), terms.mix_lambda,
-                terms.teacher ? terms.teacher->data_as<float>() : nullptr, terms.temperature};
+    XentTerms x{terms.smoothing, terms.weight * terms.loss_scale / static_cast<float>(N_), terms.mix_lambda,
+                terms.teacher ? terms.teacher->data_as<float>() : nullptr, terms.temperature, terms.weight};
     softmax_cross_entropy(cuda_ctx(ctx).stream(), logits.data_as<float>(), labels.data_as<int32_t>(), N_, K_, x,
                           rows_.data_as<float>(), dlogits.data_as<float>(), loss_sum.data_as<double>(),
                           nonfinite.data_as<int32_t>());

@@ -130,11 +130,15 @@ std::unique_ptr<Graph> make_nin(int64_t, int64_t num_classes) {
   return g;
 }
 
-// torchvision.models.googlenet without the auxiliary classifiers (aux_logits=False, transform_input=False):
-// BasicConv2d = conv (no bias) + BN (eps 0.001) + ReLU; inception branches 1x1 | 1x1-3x3 | 1x1-3x3 (torchvision
-// keeps 3x3 where the paper has 5x5) | 3x3/1 max pool-1x1; ceil-mode max pools. Convolutions and the linear
-// layer: trunc_normal(0, 0.01) with zero-free PyTorch biases on the linear layer. 6,624,904 parameters.
-std::unique_ptr<Graph> make_googlenet(int64_t, int64_t num_classes) {
+// torchvision.models.googlenet (transform_input=False): BasicConv2d = conv (no bias) + BN (eps 0.001) + ReLU;
+// inception branches 1x1 | 1x1-3x3 | 1x1-3x3 (torchvision keeps 3x3 where the paper has 5x5) | 3x3/1 max
+// pool-1x1; ceil-mode max pools. Convolutions and linear layers: trunc_normal(0, 0.01), PyTorch's default
+// biases on the linear layers. 6,624,904 parameters without the auxiliary classifiers (aux_logits=False).
+// With them (aux_logits=True, 13,004,888 parameters): InceptionAux after inception4a ("aux1") and 4d
+// ("aux2") - a 4x4 adaptive average pool, a 1x1 BasicConv2d to 128 channels, fc1 2048 -> 1024 with ReLU,
+// dropout 0.7, fc2 to the classes - as extra graph outputs whose losses weigh 0.3 (the paper's §5). They are
+// added after inception5b, where torchvision registers them, so that parameters keep its order.
+std::unique_ptr<Graph> make_googlenet(int64_t, int64_t num_classes, bool aux_logits) {
   auto g = std::make_unique<Graph>("googlenet");
   auto basic = [&](const std::string& p, const std::string& in, int64_t out, int64_t kernel, int64_t stride,
                    int64_t padding) {
@@ -161,16 +165,31 @@ std::unique_ptr<Graph> make_googlenet(int64_t, int64_t num_classes) {
   x = inception("inception3b", x, 128, 128, 192, 32, 96, 64);
   x = g->add("maxpool3", max_pool2d(pool(3, 2, 0, true)), {x});
   x = inception("inception4a", x, 192, 96, 208, 16, 48, 64);
+  const std::string after4a = x;
   x = inception("inception4b", x, 160, 112, 224, 24, 64, 64);
   x = inception("inception4c", x, 128, 128, 256, 24, 64, 64);
   x = inception("inception4d", x, 112, 144, 288, 32, 64, 64);
+  const std::string after4d = x;
   x = inception("inception4e", x, 256, 160, 320, 32, 128, 128);
   x = g->add("maxpool4", max_pool2d(pool(2, 2, 0, true)), {x});
   x = inception("inception5a", x, 256, 160, 320, 32, 128, 128);
   x = inception("inception5b", x, 384, 192, 384, 48, 128, 128);
+  auto aux = [&](const std::string& p, const std::string& in) {
+    std::string y = g->add(p + ".pool", adaptive_avg_pool2d(4, 4), {in});
+    y = basic(p + ".conv", y, 128, 1, 1, 0);
+    y = g->add(p + ".fc1", linear(fc(1024, InitKind::normal_0_01)), {y});
+    y = g->add(p + ".relu", relu(), {y});
+    y = g->add(p + ".dropout", dropout(0.7f), {y});
+    return g->add(p + ".fc2", linear(fc(num_classes, InitKind::normal_0_01)), {y});
+  };
+  const std::string aux1 = aux_logits ? aux("aux1", after4a) : "", aux2 = aux_logits ? aux("aux2", after4d) : "";
   x = g->add("avgpool", global_avg_pool(), {x});
   x = g->add("dropout", dropout(0.2f), {x});
   g->add("fc", linear(fc(num_classes, InitKind::normal_0_01)), {x});
+  if (aux_logits) {
+    g->add_output("aux1", aux1, 0.3f);
+    g->add_output("aux2", aux2, 0.3f);
+  }
   return g;
 }
 

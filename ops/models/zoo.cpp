@@ -46,7 +46,7 @@ const std::vector<ModelInfo>& model_infos() {
       {"vgg19_bn", "VGG-19 with batch norm as torchvision builds it", 224, 3, 1000},
       {"nin", "Network in Network as d2l builds it for Fashion-MNIST (4 NiN blocks, global average pooling)", 224, 1,
        10},
-      {"googlenet", "GoogLeNet (Inception v1) as torchvision builds it, without the auxiliary classifiers", 224, 3,
+      {"googlenet", "GoogLeNet (Inception v1) as torchvision builds it (auxiliary classifiers: model.aux_logits)", 224, 3,
        1000},
       {"densenet121", "DenseNet-121 as torchvision builds it (growth 32, blocks 6-12-24-16)", 224, 3, 1000},
       {"densenet161", "DenseNet-161 as torchvision builds it (growth 48, blocks 6-12-36-24)", 224, 3, 1000},
@@ -73,11 +73,13 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
   CONVOY_CHECK(o.width > 0 && o.width <= 1, "model.width must be in (0, 1], got " << o.width);
   CONVOY_CHECK(o.width == 1 || name.starts_with("vgg"),
                "model.width narrows VGG only (d2l's small VGG); " << name << " takes width 1");
+  CONVOY_CHECK(!o.aux_logits || name == "googlenet",
+               "model.aux_logits adds GoogLeNet's auxiliary classifiers; " << name << " has none");
   if (name == "lenet5") return make_lenet5(channels, classes);
   if (name == "alexnet") return make_alexnet(channels, classes);
   if (name.starts_with("vgg")) return make_vgg(name, channels, classes, o.width);
   if (name == "nin") return make_nin(channels, classes);
-  if (name == "googlenet") return make_googlenet(channels, classes);
+  if (name == "googlenet") return make_googlenet(channels, classes, o.aux_logits);
   if (name.starts_with("densenet")) return make_densenet(name, channels, classes);
   return make_resnet(resnet_config(name), channels, classes, o.zero_gamma);
 }

@@ -17,6 +17,8 @@ struct ModelOptions {
   // VGG only: every convolution's channels times width (d2l's small VGG is width 0.25); the classifier
   // keeps 4096 units as d2l's does. 1 is torchvision's network.
   double width = 1.0;
+  // GoogLeNet only: the two auxiliary classifiers, as extra graph outputs "aux1" and "aux2" (loss weight 0.3).
+  bool aux_logits = false;
 };
 
 struct ModelInfo {
@@ -38,7 +40,7 @@ std::unique_ptr<Graph> make_alexnet(int64_t in_channels, int64_t num_classes);
 std::unique_ptr<Graph> make_vgg(const std::string& name, int64_t in_channels, int64_t num_classes,
                                 double width = 1.0);  // vgg11 .. vgg19_bn
 std::unique_ptr<Graph> make_nin(int64_t in_channels, int64_t num_classes);
-std::unique_ptr<Graph> make_googlenet(int64_t in_channels, int64_t num_classes);
+std::unique_ptr<Graph> make_googlenet(int64_t in_channels, int64_t num_classes, bool aux_logits = false);
 std::unique_ptr<Graph> make_densenet(const std::string& name, int64_t in_channels, int64_t num_classes);
 enum class ResNetStem { classic, deep };  // 7x7 conv vs three 3x3 convs (ResNet-C)
 struct ResNetConfig {

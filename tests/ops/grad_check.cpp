@@ -32,18 +32,20 @@ struct Probe {
   ops::Graph& g;
   std::vector<float> x;  // the input's host values
   ops::Tensor x_dev;     // and on the device
-  std::vector<float> r;
+  std::vector<std::vector<float>> r;  // the main output's projection, then each extra output's
 
-  // Forward at the current input and parameters: the projected loss and the output's zero pattern.
+  // Forward at the current input and parameters: the projected loss and the outputs' zero pattern.
   double loss(std::vector<bool>* zeros) {
     write_device(x_dev, x);
     g.set_step(0);
-    const std::vector<float> p = host_values(g.forward(x_dev));
     double l = 0;
-    if (zeros) zeros->resize(r.size());
-    for (size_t i = 0; i < r.size(); ++i) {
-      l += static_cast<double>(r[i]) * p[i];
-      if (zeros) (*zeros)[i] = p[i] == 0.f;
+    if (zeros) zeros->clear();
+    for (size_t k = 0; k < r.size(); ++k) {
+      const std::vector<float> p = host_values(k == 0 ? g.forward(x_dev) : g.extra_output(k - 1));
+      for (size_t i = 0; i < r[k].size(); ++i) {
+        l += static_cast<double>(r[k][i]) * p[i];
+        if (zeros) zeros->push_back(p[i] == 0.f);
+      }
     }
     return l;
   }
@@ -68,12 +70,15 @@ void compare(GradCheckResult& res, const GradCheckOptions& o, const std::string&
 GradCheckResult check_gradients(ops::Graph& g, const std::vector<float>& input, const GradCheckOptions& o) {
   GradCheckResult res;
   ops::Tensor x_dev = ops::Tensor::empty(g.input_shape(), ops::DType::f32, g.backend().allocator());
-  Probe probe{g, input, x_dev, random_values(static_cast<size_t>(g.output_shape().numel()), o.seed + 17)};
+  Probe probe{g, input, x_dev, {random_values(static_cast<size_t>(g.output_shape().numel()), o.seed + 17)}};
+  for (size_t k = 0; k < g.num_extra_outputs(); ++k)
+    probe.r.push_back(random_values(static_cast<size_t>(g.extra_output(k).numel()), o.seed + 18 + k));
 
   // Analytic gradients.
   std::vector<bool> zeros0;
   probe.loss(&zeros0);
-  write_device(g.output_grad(), probe.r);
+  write_device(g.output_grad(), probe.r[0]);
+  for (size_t k = 0; k < g.num_extra_outputs(); ++k) write_device(g.extra_output_grad(k), probe.r[k + 1]);
   g.backward();
   const std::vector<float> dinput = host_values(g.input_grad());
   std::vector<std::pair<std::string, ops::Tensor>> dparams;

@@ -1,5 +1,6 @@
 // Central-difference gradient checking in the manner of Caffe's GradientChecker: the loss is a fixed
-// random projection of the graph's output, L = sum_i r_i y_i (computed in double), every input element
+// random projection of the graph's output, L = sum_i r_i y_i (computed in double; plus a projection of
+// each extra output, GoogLeNet's auxiliary heads), every input element
 // and every parameter element is nudged by ±step, and the analytic gradient must match
 // (L+ - L-) / 2 step within threshold * max(|analytic|, |numeric|, 1). An element whose nudge flips
 // some output between zero and non-zero (a ReLU kink) is skipped, as Caffe skips kinks.

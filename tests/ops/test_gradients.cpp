@@ -230,6 +230,80 @@ TEST(Gradients, TwoConvolutionsReadingOneActivation) {
   expect_gradients_match(g, input_for(g));
 }
 
+// An auxiliary head as GoogLeNet's (adaptive pool, 1x1 conv + BN, linear + ReLU, dropout, linear) reads
+// an inner activation and is an extra output: that activation's gradient sums the main path's and the
+// head's, and the checker projects both outputs.
+std::unique_ptr<ops::Graph> graph_with_aux_head() {
+  auto g = std::make_unique<ops::Graph>("aux");
+  // No ReLU between the stem and the heads, nor after the head's BN: the checker sees kinks at the outputs
+  // only, and with BN every nudge moves all of a channel's values across inner kinks.
+  std::string x = g->add("stem", ops::conv2d(conv(3, 3, 3, 1, 1, 1, 1, false)), {ops::Graph::kInput});
+  std::string y = g->add("aux.pool", ops::adaptive_avg_pool2d(2, 2), {x});
+  y = g->add("aux.conv", ops::conv2d(conv(2, 1, 1, 1, 0, 1, 1, false)), {y});
+  y = g->add("aux.bn", ops::batch_norm(), {y});
+  ops::LinearOptions fc;
+  fc.out_features = 4;
+  y = g->add("aux.fc1", ops::linear(fc), {y});
+  y = g->add("aux.fc1.relu", ops::relu(), {y});
+  y = g->add("aux.dropout", ops::dropout(0.5f), {y});
+  fc.out_features = 3;
+  y = g->add("aux.fc2", ops::linear(fc), {y});
+  std::string m = g->add("main.conv", ops::conv2d(conv(2, 3, 3, 2, 1, 1, 1, true)), {x});
+  m = g->add("main.pool", ops::global_avg_pool(), {m});
+  g->add("main.fc", ops::linear(fc), {m});
+  g->add_output("aux", y, 0.3f);
+  return g;
+}
+
+TEST(Gradients, ExtraOutputAuxiliaryHead) {
+  auto g = graph_with_aux_head();
+  g->set_input_grad(true);
+  g->setup(&backend(), Shape{3, 5, 5, 2});
+  g->init_params(8);
+  ASSERT_EQ(g->num_extra_outputs(), 1u);
+  EXPECT_EQ(g->extra_output_name(0), "aux");
+  EXPECT_FLOAT_EQ(g->extra_output_loss_weight(0), 0.3f);
+  EXPECT_EQ(g->extra_output(0).shape(), (Shape{3, 3}));
+  expect_gradients_match(*g, input_for(*g));
+}
+
+// Evaluation runs only what the main output reads (torchvision skips its auxiliary heads), training all.
+TEST(Graph, EvaluationSkipsLayersThatFeedOnlyExtraOutputs) {
+  struct Counter final : ops::Graph::Observer {
+    std::vector<std::string> ran;
+    const ops::Graph* g = nullptr;
+    void begin(size_t layer, bool backward) override {
+      if (!backward) ran.push_back(g->layer_name(layer));
+    }
+    void end(size_t, bool) override {}
+  };
+  auto g = graph_with_aux_head();
+  g->setup(&backend(), Shape{3, 5, 5, 2});
+  g->init_params(8);
+  Counter c;
+  c.g = g.get();
+  g->set_observer(&c);
+  ops::Tensor x = device_tensor(g->input_shape(), input_for(*g));
+  g->forward(x);
+  const size_t training = c.ran.size();
+  c.ran.clear();
+  g->set_training(false);
+  g->forward(x);
+  for (const auto& name : c.ran) EXPECT_EQ(name.rfind("aux.", 0), std::string::npos) << name << " ran in evaluation";
+  EXPECT_EQ(c.ran.size(), 4u);  // stem, main.conv, main.pool, main.fc
+  EXPECT_EQ(training, 10u);     // and the head: pool, conv, BN, fc1 (+ReLU), dropout, fc2
+}
+
+TEST(Graph, ExtraOutputsAreCheckedWhenDeclared) {
+  ops::Graph g("bad");
+  std::string a = g.add("a", ops::relu(), {ops::Graph::kInput});
+  EXPECT_THROW(g.add_output("x", "nothing", 0.3f), Error);
+  EXPECT_THROW(g.add_output("x", a, 0.f), Error);
+  g.add_output("x", a, 0.3f);
+  EXPECT_THROW(g.add_output("x", a, 0.3f), Error);  // two outputs named x
+  EXPECT_THROW(g.setup(&backend(), Shape{1, 2, 2, 1}), Error);  // the extra output is the main one
+}
+
 // The loss kernel on the device: the mean loss accumulates into a device scalar and the logit gradient
 // is written beside it; both are read back through copies.
 struct LossProbe {

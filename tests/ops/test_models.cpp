@@ -51,6 +51,20 @@ TEST(Models, ParameterCountsEqualTorchvision) {
   EXPECT_EQ(count_params("nin"), 1992166);  // d2l's Fashion-MNIST NiN (1 channel, 10 classes)
 }
 
+// With aux_logits, the two heads are graph outputs weighing 0.3, which evaluation does not run.
+TEST(Models, GoogLeNetAuxiliaryClassifiers) {
+  ops::ModelOptions o;
+  o.aux_logits = true;
+  auto g = ops::make_model("googlenet", o);
+  g->setup(nullptr, Shape{1, 224, 224, 3});
+  EXPECT_EQ(g->num_params(), 13004888);
+  ASSERT_EQ(g->num_extra_outputs(), 2u);
+  EXPECT_EQ(g->extra_output_name(0), "aux1");
+  EXPECT_EQ(g->extra_output_name(1), "aux2");
+  EXPECT_FLOAT_EQ(g->extra_output_loss_weight(1), 0.3f);
+  EXPECT_THROW(ops::make_model("resnet18", o), Error);
+}
+
 // d2l's small VGG-11 (channels / 4, 4096-unit classifier) on 1x224x224 Fashion-MNIST. Convolutions 1->16, 16->32,
 // 32->64, 64->64, 64->128 and three 128->128, 3x3 with biases: 576,832; the classifier 6272*4096+4096 +
 // 4096*4096+4096 + 4096*10+10 = 42,516,490.
@@ -81,9 +95,11 @@ TEST(Models, UnknownModelListsTheKnownOnes) {
 
 // Every parameter and buffer of torchvision's state_dict, by name and shape, in the same order
 // (tests/data holds the lists, written from torchvision 0.14: {name: shape} of model.state_dict(); GoogLeNet
-// with aux_logits=False).
-void expect_torchvision_names(const std::string& model) {
-  std::ifstream in(std::string(CONVOY_SOURCE_DIR) + "/tests/data/torchvision_" + model + "_state_dict.txt");
+// with aux_logits=False and, in torchvision_googlenet_aux, True).
+void expect_torchvision_names(const std::string& model, const ops::ModelOptions& options = {},
+                              const std::string& golden = "") {
+  const std::string file = golden.empty() ? model : golden;
+  std::ifstream in(std::string(CONVOY_SOURCE_DIR) + "/tests/data/torchvision_" + file + "_state_dict.txt");
   ASSERT_TRUE(in) << "missing golden file for " << model;
   std::vector<std::pair<std::string, std::string>> want;
   for (std::string line; std::getline(in, line);) {
@@ -93,7 +109,7 @@ void expect_torchvision_names(const std::string& model) {
     ls >> name >> shape;
     want.emplace_back(name, shape);
   }
-  auto g = ops::make_model(model);
+  auto g = ops::make_model(model, options);
   g->setup(nullptr, Shape{1, 224, 224, 3});
   std::map<std::string, std::string> got;
   for (const auto* layout : {&g->param_layout(), &g->buffer_layout()})
@@ -128,6 +144,11 @@ TEST(Models, NamesAndShapesEqualTorchvisionAlexNet) { expect_torchvision_names("
 TEST(Models, NamesAndShapesEqualTorchvisionVgg11Bn) { expect_torchvision_names("vgg11_bn"); }
 TEST(Models, NamesAndShapesEqualTorchvisionVgg16) { expect_torchvision_names("vgg16"); }
 TEST(Models, NamesAndShapesEqualTorchvisionGoogLeNet) { expect_torchvision_names("googlenet"); }
+TEST(Models, NamesAndShapesEqualTorchvisionGoogLeNetWithAuxiliaryClassifiers) {
+  ops::ModelOptions o;
+  o.aux_logits = true;
+  expect_torchvision_names("googlenet", o, "googlenet_aux");
+}
 TEST(Models, NamesAndShapesEqualTorchvisionDenseNet121) { expect_torchvision_names("densenet121"); }
 
 TEST(Models, ResNet50dNamesFollowTimm) {

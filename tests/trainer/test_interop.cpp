@@ -35,16 +35,17 @@ std::vector<float> read_floats(const std::string& file, const std::string& name,
 struct InteropCase {
   const char* model;
   int size;
+  bool aux = false;  // googlenet with its auxiliary classifiers (evaluation skips them on both sides)
 };
 
 class TorchvisionLogits : public ::testing::TestWithParam<InteropCase> {};
 
 TEST_P(TorchvisionLogits, AreConvoysForTheSameWeightsAndInput) {
-  const auto [model, size] = GetParam();
-  const std::string dir = temp_dir(std::string("interop-") + model), src = CONVOY_SOURCE_DIR;
+  const auto [model, size, aux] = GetParam();
+  const std::string dir = temp_dir(std::string("interop-") + model + (aux ? "-aux" : "")), src = CONVOY_SOURCE_DIR;
   const std::string weights = dir + "/weights.h5", io = dir + "/io.h5";
   ASSERT_EQ(0, sh("/usr/bin/python3 " + src + "/tools/torchvision_to_h5.py " + model + " --num-classes 10 --out " +
-                  weights + " > /dev/null"));
+                  weights + (aux ? " --aux-logits" : "") + " > /dev/null"));
   // The same weights, an input batch, and torchvision's logits in evaluation mode (after a few training
   // forwards, so the BN running statistics are not the trivial 0 / 1).
   std::ofstream(dir + "/ref.py") << R"(
@@ -53,7 +54,7 @@ sys.path.insert(0, sys.argv[5])
 from torchvision_layout import convoy_layout
 torch.manual_seed(0)
 name, size = sys.argv[3], int(sys.argv[4])
-m = getattr(torchvision.models, name)(num_classes=10, **convoy_layout(name))
+m = getattr(torchvision.models, name)(num_classes=10, **convoy_layout(name, sys.argv[6] == "1"))
 with h5py.File(sys.argv[1]) as f:
     state = {k: torch.as_tensor(np.asarray(v[()])) for g in ("params", "buffers") for k, v in f[g].items()}
 m.load_state_dict(state)
@@ -74,10 +75,12 @@ with h5py.File(sys.argv[1], "a") as f:  # the updated running statistics
             f["buffers/" + k][...] = v.numpy()
 )";
   ASSERT_EQ(0, sh("/usr/bin/python3 " + dir + "/ref.py " + weights + " " + io + " " + model + " " +
-                  std::to_string(size) + " " + src + "/tools"));
+                  std::to_string(size) + " " + src + "/tools " + (aux ? "1" : "0")));
 
   auto backend = ops::make_cpu_backend(2);
-  auto g = ops::make_model(model, {10, 3, false});
+  ops::ModelOptions options{10, 3, false};
+  options.aux_logits = aux;
+  auto g = ops::make_model(model, options);
   g->setup(backend.get(), ops::Shape{4, size, size, 3});
   g->init_params(1);
   trainer::load_weights(weights, *g);
@@ -103,8 +106,8 @@ with h5py.File(sys.argv[1], "a") as f:  # the updated running statistics
 INSTANTIATE_TEST_SUITE_P(Interop, TorchvisionLogits,
                          ::testing::Values(InteropCase{"resnet18", 64}, InteropCase{"alexnet", 64},
                                            InteropCase{"vgg11_bn", 32}, InteropCase{"googlenet", 32},
-                                           InteropCase{"densenet121", 32}),
-                         [](const auto& info) { return std::string(info.param.model); });
+                                           InteropCase{"googlenet", 32, true}, InteropCase{"densenet121", 32}),
+                         [](const auto& info) { return std::string(info.param.model) + (info.param.aux ? "_aux" : ""); });
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);

@@ -145,5 +145,70 @@ TEST(Distillation, AStudentTrainsFromATeacherCheckpointWithMixup) {
   }
 }
 
+// GoogLeNet's auxiliary classifiers (model.aux_logits): each head's loss joins the step's with weight 0.3,
+// and its logit gradient is 0.3 times the head's own cross-entropy gradient.
+double xent(const float* logits, int64_t K, int32_t y, std::vector<double>* grad) {
+  double m = logits[0], z = 0;
+  for (int64_t k = 1; k < K; ++k) m = std::max<double>(m, logits[k]);
+  for (int64_t k = 0; k < K; ++k) z += std::exp(logits[k] - m);
+  if (grad)
+    for (int64_t k = 0; k < K; ++k) grad->push_back(std::exp(logits[k] - m) / z - (k == y ? 1.0 : 0.0));
+  return std::log(z) + m - logits[y];
+}
+
+TEST(AuxiliaryClassifiers, AddTheirWeightedLossesToTheStep) {
+  auto backend = ops::make_backend("cpu", 1);
+  ops::ModelOptions o;
+  o.num_classes = 10, o.in_channels = 1, o.aux_logits = true;
+  auto graph = ops::make_model("googlenet", o);
+  const int64_t N = 4, K = 10;
+  graph->setup(backend.get(), ops::Shape{N, 32, 32, 1});
+  graph->init_params(3);
+  Sgd sgd(*graph, SgdOptions{0.9f, 0.f, false, true});
+  TrainStep step(*graph, sgd, StepPlanes{}, K, 0.f);
+  Batch b;
+  ops::Tensor x = ops::Tensor::zeros_host(graph->input_shape());
+  for (int64_t i = 0; i < x.numel(); ++i) x.host<float>()[i] = b.x.host<float>()[i % b.x.numel()];
+  ops::Tensor y = ops::Tensor::zeros_host(ops::Shape{N}, ops::DType::i32);
+  for (int64_t n = 0; n < N; ++n) y.host<int32_t>()[n] = static_cast<int32_t>(n * 3 % K);
+  step.micro_batch(x, y);
+  // The outputs the loss saw: the main logits (the last layer) and the two heads'.
+  const ops::Tensor main = ops::to_host(*backend, graph->activation(graph->num_layers() - 1));
+  ASSERT_EQ(main.numel(), N * K);
+  double want = 0;
+  for (int64_t n = 0; n < N; ++n) want += xent(main.host<float>() + n * K, K, y.host<int32_t>()[n], nullptr) / N;
+  ASSERT_EQ(graph->num_extra_outputs(), 2u);
+  for (size_t h = 0; h < 2; ++h) {
+    const ops::Tensor aux = ops::to_host(*backend, graph->extra_output(h));
+    const ops::Tensor grad = ops::to_host(*backend, graph->extra_output_grad(h));
+    for (int64_t n = 0; n < N; ++n) {
+      std::vector<double> g;
+      want += 0.3 * xent(aux.host<float>() + n * K, K, y.host<int32_t>()[n], &g) / N;
+      for (int64_t k = 0; k < K; ++k)
+        EXPECT_NEAR(grad.host<float>()[n * K + k], 0.3 * g[static_cast<size_t>(k)] / N, 1e-6) << "head " << h;
+    }
+  }
+  step.finish(0.0, false, 0);
+  EXPECT_NEAR(step.take_loss_sum(), want, 1e-5);
+}
+
+// Through the config: GoogLeNet with its heads trains and evaluates (without them); elsewhere the key is refused.
+TEST(AuxiliaryClassifiers, TrainThroughTheConfig) {
+  const std::string data = test::fashion_subset(256, 128), yaml = test::small_config(data);
+  const std::string dir = test::temp_dir("aux");
+  Config c = parse_config(yaml, "aux.yaml", {"model.name=googlenet", "model.aux_logits=true", "train.epochs=1"});
+  Trainer t(c, dir + "/googlenet");
+  ASSERT_EQ(t.train(""), 0);
+  ASSERT_TRUE(t.final_eval());
+  EXPECT_GT(t.final_eval()->top1, 0.0);
+  Config wrong = parse_config(yaml, "aux.yaml", {"model.aux_logits=true"});  // lenet5
+  try {
+    Trainer bad(wrong, dir + "/wrong");
+    FAIL() << "lenet5 accepted model.aux_logits";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("aux_logits"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace convoy::trainer
