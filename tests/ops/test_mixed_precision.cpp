@@ -45,7 +45,8 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& b) 
 
 // Every kind of layer the CPU backend has, with activations that feed two layers (accumulated gradients),
 // convolutions on maps above and below the size where the bf16 weight gradient goes through im2col, a
-// biased convolution, LRN, dropout, and a ceil-mode average pool whose divisor needs the per-position factor.
+// biased convolution, LRN, dropout, a ceil-mode average pool whose divisor needs the per-position factor, and
+// an extra output (an auxiliary head, as GoogLeNet's) reading an inner activation.
 std::unique_ptr<ops::Graph> every_layer() {
   using namespace ops;
   auto g = std::make_unique<Graph>("every-layer");
@@ -61,6 +62,8 @@ std::unique_ptr<ops::Graph> every_layer() {
   g->add("sum", add(), {"cat", "relu2"});
   g->add("lrn", local_response_norm(3), {"sum"});
   g->add("pool", max_pool2d(PoolOptions{2, 2, 0, false, true}), {"lrn"});  // 4x4
+  g->add("aux.pool", adaptive_avg_pool2d(3, 3), {"pool"});
+  g->add("aux.fc", linear(10), {"aux.pool"});
   Conv2dOptions c2 = conv_options(32, 3, 1, 1);
   c2.bias = true;
   g->add("conv2", conv2d(c2), {"pool"});  // 4x4: the im2col weight gradient
@@ -71,6 +74,7 @@ std::unique_ptr<ops::Graph> every_layer() {
   g->add("fc1", linear(24), {"drop"});
   g->add("relu4", relu(), {"fc1"});
   g->add("fc2", linear(10), {"relu4"});
+  g->add_output("aux", "aux.fc", 0.3f);
   return g;
 }
 
@@ -95,6 +99,10 @@ Run run(Make make, Mode mode, DType half, const Shape& input, uint64_t seed) {
   const ops::Tensor& out = g.forward(device_tensor(input, random_values(static_cast<size_t>(input.numel()), seed)));
   EXPECT_EQ(out.dtype(), DType::f32);  // the graph's edges stay f32 in every mode
   write_device(g.output_grad(), random_values(static_cast<size_t>(out.numel()), seed + 2));
+  for (size_t k = 0; k < g.num_extra_outputs(); ++k) {
+    EXPECT_EQ(g.extra_output(k).dtype(), DType::f32);
+    write_device(g.extra_output_grad(k), random_values(static_cast<size_t>(g.extra_output(k).numel()), seed + 3));
+  }
   g.backward();
   g.set_training(false);
   r.eval_out = host_values(g.forward(device_tensor(input, random_values(static_cast<size_t>(input.numel()), 99))));
