@@ -132,7 +132,7 @@ class CudaBatchNorm final : public BatchNormKernel {
   size_t reserve_ = 0, fwd_ws_ = 0, bwd_ws_ = 0, inv_std_bytes_ = 0, dx_bytes_ = 0;
 };
 
-// SyncBN over convoy's kernels (elementwise.cu); the layer sums the moments over ranks between the calls.
+// SyncBN over convoy's kernels (sync_batch_norm.cu); the layer sums the moments over ranks between the calls.
 class CudaSyncBatchNorm final : public SyncBatchNormKernel {
  public:
   explicit CudaSyncBatchNorm(const BatchNormSpec& s)

@@ -1,5 +1,5 @@
 // The CUDA backend: cuDNN for convolution and batch norm, cuBLAS for linear layers, convoy's own kernels
-// (ops/cuda/elementwise.cu, over the shared math) for the rest. Three kinds of stream: the default
+// (ops/cuda/*.cu, declared in elementwise.h, over the shared math) for the rest. Three kinds of stream: the default
 // context's (compute), copy contexts from make_context() (host-to-device batches), and the NCCL
 // communicator's own; they are ordered by events.
 //
