@@ -24,14 +24,23 @@ void add_models_command(CLI::App& app, Action& action) {
   cmd->callback([&action] {
     action = [] {
       std::printf("%-12s %14s %9s %9s  %-12s %s\n", "model", "parameters", "GMACs", "GFLOPs", "input", "description");
-      for (const auto& m : ops::model_infos()) {
-        auto g = ops::make_model(m.name);
+      auto row = [](const ops::ModelInfo& m, const std::string& label, const ops::ModelOptions& o,
+                    const std::string& description) {
+        auto g = ops::make_model(m.name, o);
         g->setup(nullptr, ops::Shape{1, m.image_size, m.image_size, m.channels});
         double macs = static_cast<double>(g->macs());
         std::string input = std::to_string(m.channels) + "x" + std::to_string(m.image_size) + "x" +
                             std::to_string(m.image_size);
-        std::printf("%-12s %14s %9.4g %9.4g  %-12s %s\n", m.name.c_str(), with_commas(g->num_params()).c_str(),
-                    macs / 1e9, 2 * macs / 1e9, input.c_str(), m.description.c_str());
+        std::printf("%-12s %14s %9.4g %9.4g  %-12s %s\n", label.c_str(), with_commas(g->num_params()).c_str(),
+                    macs / 1e9, 2 * macs / 1e9, input.c_str(), description.c_str());
+      };
+      for (const auto& m : ops::model_infos()) {
+        row(m, m.name, {}, m.description);
+        if (m.name == "googlenet") {  // the variant with its auxiliary classifiers (training only)
+          ops::ModelOptions aux;
+          aux.aux_logits = true;
+          row(m, "  +aux", aux, "with model.aux_logits: true (the heads run in training only)");
+        }
       }
       std::printf("\nGMACs: multiply-accumulates of convolutions and linear layers per image (what papers usually\n"
                   "call FLOPs, e.g. 4.1 for ResNet-50); GFLOPs = 2 x GMACs. Classes: the model's default.\n");
