@@ -20,6 +20,7 @@ packages=(
   python3-matplotlib                                     # the tricks table's curves
   python3-torch python3-torchvision                      # PyTorch interop tools and their tests
   slurm-wlm munge                                        # the Slurm tests
+  iproute2                                               # emulated nodes (ip netns, tc)
   libtcmalloc-minimal4                                   # the PyTorch comparison runs with it
 )
 missing=()
