@@ -10,6 +10,14 @@ CheckMode parse_check_mode(const std::string& name) {
   CONVOY_FAIL("unknown collective check '" << name << "': use step or collective");
 }
 
+Algorithm parse_algorithm(const std::string& name) {
+  if (name == "flat") return Algorithm::flat;
+  if (name == "hierarchical") return Algorithm::hierarchical;
+  CONVOY_FAIL("unknown all-reduce algorithm '" << name << "': use flat or hierarchical");
+}
+
+const char* algorithm_name(Algorithm a) { return a == Algorithm::flat ? "flat" : "hierarchical"; }
+
 std::string resolve_comm_backend(const std::string& backend, ops::Device device) {
   if (backend == "auto") return device.kind == ops::DeviceKind::cuda ? "nccl" : "mpi";
   if (backend == "mpi" || backend == "nccl") return backend;
@@ -41,9 +49,16 @@ void require_communicator(const std::string& backend, ops::Device device) {
 #endif
 }
 
+void require_algorithm(const std::string& backend, ops::Device device, Algorithm algorithm) {
+  CONVOY_CHECK(algorithm == Algorithm::flat || resolve_comm_backend(backend, device) == "mpi",
+               "the hierarchical all-reduce is the MPI data plane's; NCCL builds its own hierarchy (rings and trees "
+               "over NVLink within a node and the network between nodes): use comm.algorithm: flat with nccl");
+}
+
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
                                                 const CommOptions& options) {
   require_communicator(backend, device);
+  require_algorithm(backend, device, options.algorithm);
 #if defined(CONVOY_CUDA_BACKEND)
   if (resolve_comm_backend(backend, device) == "nccl") return make_nccl_communicator(world, device, options);
 #endif
@@ -51,11 +66,14 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops:
 }
 
 Planes make_planes(const std::string& backend, ops::Device device, const World& world, double timeout_s,
-                   CheckMode check) {
+                   CheckMode check, Algorithm algorithm) {
   Planes p;
   p.record = std::make_shared<StepRecord>();
+  CommOptions data = plane_options("data", timeout_s, p.record, check);
+  data.algorithm = algorithm;
+  require_communicator(backend, device);  // before the control plane exists: one rank's message, no stall
   p.control = make_mpi_communicator(world, plane_options("control", timeout_s, p.record));
-  p.data = make_communicator(backend, device, world, plane_options("data", timeout_s, p.record, check));
+  p.data = make_communicator(backend, device, world, data);
   return p;
 }
 

@@ -35,6 +35,13 @@ enum class ReduceOp { sum, average, max };
 enum class CheckMode { step, collective };
 CheckMode parse_check_mode(const std::string& name);  // "step" | "collective"
 
+// How the MPI data plane all-reduces: flat (one MPI_Allreduce over every rank) or hierarchical (Horovod's
+// hierarchical mode: reduce within each node to its first rank, all-reduce among those leaders, broadcast
+// within the node), which sends each node's sum over the network once instead of every rank's.
+enum class Algorithm { flat, hierarchical };
+Algorithm parse_algorithm(const std::string& name);  // "flat" | "hierarchical"
+const char* algorithm_name(Algorithm a);
+
 // A collective that did not finish in time (or was stuck when the launcher stopped the job): the message
 // is the stall diagnosis, which already names every rank's whereabouts, and the peers are stalled or
 // gone, so there is nothing more to ask them.
@@ -76,6 +83,11 @@ struct CommOptions {
   std::function<void(const std::string&)> on_stuck_caller;
   // MPI: whether a waiting thread may run queued collectives itself (off: only the communication thread).
   bool waiters_help = true;
+  // MPI: the all-reduce algorithm (NCCL builds its own hierarchy and refuses hierarchical).
+  Algorithm algorithm = Algorithm::flat;
+  // Hierarchical: what a node is. 0: the ranks that share memory (MPI_COMM_TYPE_SHARED); k: blocks of k
+  // consecutive ranks (tests run several "nodes" on one machine with it).
+  int ranks_per_node = 0;
 };
 
 // The options of one plane: "data" writes every collective into `record`, "control" only reports it.
@@ -122,6 +134,8 @@ std::unique_ptr<Communicator> make_nccl_communicator(const World& world, ops::De
 std::string resolve_comm_backend(const std::string& backend, ops::Device device);
 // Throws, saying what to do, when this build cannot make that communicator (checked on one rank too).
 void require_communicator(const std::string& backend, ops::Device device);
+// Throws for an algorithm the communicator `backend` names does not run (hierarchical with NCCL).
+void require_algorithm(const std::string& backend, ops::Device device, Algorithm algorithm);
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, ops::Device device, const World& world,
                                                 const CommOptions& options = {});
 
@@ -131,8 +145,9 @@ struct Planes {
   std::shared_ptr<StepRecord> record;
   std::unique_ptr<Communicator> control, data;
 };
+// algorithm: the data plane's (comm.algorithm); the control plane is always flat.
 Planes make_planes(const std::string& backend, ops::Device device, const World& world, double timeout_s,
-                   CheckMode check = CheckMode::step);
+                   CheckMode check = CheckMode::step, Algorithm algorithm = Algorithm::flat);
 
 // "rank 1", "ranks 0, 2": how messages name ranks.
 std::string rank_list(const std::vector<int>& ranks);

@@ -32,6 +32,21 @@ class MpiCommunicator final : public Communicator {
     CONVOY_CHECK(o.plane.size() < sizeof(Status::plane), "plane name '" << o.plane << "' is too long");
     data_ = dup_world();
     MPI_CHECK(MPI_Comm_set_errhandler(data_, MPI_ERRORS_RETURN));
+    if (o.algorithm == Algorithm::hierarchical) {
+      // Every rank got through dup_world(), so all are alive for these (blocking) splits. A node is what
+      // MPI_COMM_TYPE_SHARED says it is, as for World's local rank.
+      CONVOY_CHECK(o.ranks_per_node >= 0, "ranks per node must be 0 (as MPI sees them) or positive, got "
+                                              << o.ranks_per_node);
+      if (o.ranks_per_node > 0)
+        MPI_CHECK(MPI_Comm_split(data_, rank_ / o.ranks_per_node, rank_, &node_));
+      else
+        MPI_CHECK(MPI_Comm_split_type(data_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node_));
+      int local = 0;
+      MPI_CHECK(MPI_Comm_rank(node_, &local));
+      MPI_CHECK(MPI_Comm_split(data_, local == 0 ? 0 : MPI_UNDEFINED, rank_, &leaders_));
+      MPI_CHECK(MPI_Comm_set_errhandler(node_, MPI_ERRORS_RETURN));
+      if (leaders_ != MPI_COMM_NULL) MPI_CHECK(MPI_Comm_set_errhandler(leaders_, MPI_ERRORS_RETURN));
+    }
     const bool multiple = world.thread_level() >= MPI_THREAD_MULTIPLE;
     watchdog_ = std::make_unique<Watchdog>(
         o.timeout_s, multiple,
@@ -57,7 +72,10 @@ class MpiCommunicator final : public Communicator {
     queue_->stop(watchdog_->abandoned());
     const bool failed = !queue_->failure().empty();
     watchdog_.reset();
-    if (!failed) MPI_Comm_free(&data_);  // after a failure peers may be gone: leave the handle to MPI_Abort
+    if (!failed) {  // after a failure peers may be gone: leave the handles to MPI_Abort
+      for (MPI_Comm* c : {&leaders_, &node_, &data_})
+        if (*c != MPI_COMM_NULL) MPI_Comm_free(c);
+    }
   }
 
   int rank() const override { return rank_; }
@@ -189,7 +207,10 @@ class MpiCommunicator final : public Communicator {
         char* p = static_cast<char*>(j.data.data());
         for (size_t off = 0; off < count; off += chunk) {
           const size_t n = std::min(chunk, count - off);
-          MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p + off * esize, static_cast<int>(n), type, op, data_));
+          if (node_ == MPI_COMM_NULL)
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p + off * esize, static_cast<int>(n), type, op, data_));
+          else
+            hierarchical_all_reduce(p + off * esize, static_cast<int>(n), type, op);
         }
         break;
       }
@@ -209,6 +230,14 @@ class MpiCommunicator final : public Communicator {
     watchdog_->end();
     if (j.kind == Kind::all_reduce && j.op == ReduceOp::average) scale(j.data, 1.0 / size_);
     return t0;
+  }
+
+  // Reduce to the node's first rank, all-reduce among the nodes' first ranks, broadcast within the node.
+  void hierarchical_all_reduce(void* p, int n, MPI_Datatype type, MPI_Op op) {
+    const bool leader = leaders_ != MPI_COMM_NULL;
+    MPI_CHECK(MPI_Reduce(leader ? MPI_IN_PLACE : p, leader ? p : nullptr, n, type, op, 0, node_));
+    if (leader) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p, n, type, op, leaders_));
+    MPI_CHECK(MPI_Bcast(p, n, type, 0, node_));
   }
 
   static void scale(ops::Tensor& t, double f) {
@@ -242,6 +271,7 @@ class MpiCommunicator final : public Communicator {
   CommOptions o_;
   MPI_Comm diag_;
   MPI_Comm data_ = MPI_COMM_NULL;
+  MPI_Comm node_ = MPI_COMM_NULL, leaders_ = MPI_COMM_NULL;  // hierarchical only: this node's ranks, nodes' first ranks
   std::atomic<int64_t> step_{-1};
   std::unique_ptr<Watchdog> watchdog_;
   std::unique_ptr<JobQueue> queue_;  // last: its thread uses everything above

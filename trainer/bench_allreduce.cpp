@@ -25,7 +25,7 @@ namespace {
 
 struct BenchAllreduceArgs {
   int64_t min_bytes = 1024, max_bytes = 128ll << 20;
-  std::string dtype = "f32", backend = "auto", check = "step";
+  std::string dtype = "f32", backend = "auto", check = "step", algorithm = "flat";
   int iters = 20, warmup = 3;
   double first_bucket_mb = 1, bucket_mb = 25;
   bool json = false;
@@ -97,7 +97,8 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
                "--dtype must be f32, bf16 or f16, got " << a.dtype);
   CONVOY_CHECK(a.min_bytes > 0 && a.max_bytes >= a.min_bytes && a.iters > 0,
                "need 0 < --min-bytes <= --max-bytes and --iters > 0");
-  comm::Planes planes = comm::make_planes(a.backend, ops::Device{}, w, 120, comm::parse_check_mode(a.check));
+  comm::Planes planes = comm::make_planes(a.backend, ops::Device{}, w, 120, comm::parse_check_mode(a.check),
+                                          comm::parse_algorithm(a.algorithm));
   auto& [record, control, comm] = planes;
   const int n = w.size();
   const size_t esize = ops::dtype_size(t);
@@ -106,9 +107,10 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
                 "and convoy alternating\n",
                 n, w.nodes(),
                 ops::dtype_name(t), a.iters, a.warmup);
-    std::printf("# raw: one MPI_Allreduce (in place, main thread). convoy: the %s data plane (check: %s), buckets "
-                "of %.0f MB then %.0f MB, all started, then waited for; the per-step vote comes after (not timed).\n",
-                comm->name(), a.check.c_str(), a.first_bucket_mb, a.bucket_mb);
+    std::printf("# raw: one MPI_Allreduce (in place, main thread). convoy: the %s data plane (check: %s, %s), "
+                "buckets of %.0f MB then %.0f MB, all started, then waited for; the per-step vote comes after (not "
+                "timed).\n",
+                comm->name(), a.check.c_str(), a.algorithm.c_str(), a.first_bucket_mb, a.bucket_mb);
     std::printf("#%12s %12s %5s | %10s %8s %8s %6s | %10s %8s %8s %6s | %6s\n", "size (B)", "count", "type",
                 "raw (us)", "algbw", "busbw", "#wrong", "convoy(us)", "algbw", "busbw", "#wrong", "ratio");
   }
@@ -165,7 +167,8 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
                           {"convoy_wrong", ours.wrong}, {"busbw_ratio", ours.busbw / raw.busbw},
                           {"convoy_inside_mpi_us", median(inside_s) * 1e6},
                           {"buckets", buckets.size()},      {"backend", comm->name()},
-                          {"check", a.check}};
+                          {"check", a.check},         {"algorithm", a.algorithm},
+                          {"nodes", w.nodes()}};
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf(" %12lld %12zu %5s | %10.1f %8.3f %8.3f %6lld | %10.1f %8.3f %8.3f %6lld | %6.3f\n",
@@ -189,6 +192,7 @@ void add_bench_allreduce_command(CLI::App& bench, Action& action) {
   cmd->add_option("--dtype", a->dtype, "f32, bf16 or f16")->capture_default_str();
   cmd->add_option("--backend", a->backend, "The data plane: auto, mpi or nccl (as comm.backend)")->capture_default_str();
   cmd->add_option("--check", a->check, "step or collective (as comm.check)")->capture_default_str();
+  cmd->add_option("--algorithm", a->algorithm, "flat or hierarchical (as comm.algorithm)")->capture_default_str();
   cmd->add_option("--iters", a->iters, "Timed iterations per size")->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Untimed iterations first")->capture_default_str();
   cmd->add_option("--bucket-mb", a->bucket_mb, "Bucket size after the first")->capture_default_str();

@@ -187,6 +187,7 @@ void visit(C& c, V& v) {
   v.field("wire", c.comm.wire);
   v.field("backend", c.comm.backend);
   v.field("check", c.comm.check);
+  v.field("algorithm", c.comm.algorithm);
   v.section("log");
   v.field("interval", c.log.interval);
   v.end();
@@ -329,6 +330,8 @@ void validate(const Config& c) {
               "'" + c.comm.backend + "'", "must be auto, mpi or nccl");
   check_range(c.comm.check == "step" || c.comm.check == "collective", c, "comm.check", "'" + c.comm.check + "'",
               "must be step or collective");
+  check_range(c.comm.algorithm == "flat" || c.comm.algorithm == "hierarchical", c, "comm.algorithm",
+              "'" + c.comm.algorithm + "'", "must be flat or hierarchical");
   check_range(c.log.interval > 0, c, "log.interval", c.log.interval, "must be positive");
 }
 

@@ -85,6 +85,7 @@ struct CommConfig {
   std::string wire = "f32";             // f32 | bf16 | f16: the type gradients travel in
   std::string backend = "auto";         // auto | mpi | nccl: the data plane (auto: nccl on cuda, mpi otherwise)
   std::string check = "step";           // step: one vote per step compares the collectives; collective: each one
+  std::string algorithm = "flat";       // flat | hierarchical (MPI: reduce in the node, all-reduce the leaders)
 };
 
 struct LogConfig {

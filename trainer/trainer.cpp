@@ -87,9 +87,15 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   } catch (const Error& e) {
     CONVOY_FAIL(cfg_.source << ": comm.backend: " << e.message());
   }
+  const comm::Algorithm algorithm = comm::parse_algorithm(cfg_.comm.algorithm);
+  try {
+    comm::require_algorithm(cfg_.comm.backend, backend_->device(), algorithm);
+  } catch (const Error& e) {
+    CONVOY_FAIL(cfg_.source << ": comm.algorithm: " << e.message());
+  }
   if (size_ > 1) {
     comm::Planes planes = comm::make_planes(cfg_.comm.backend, backend_->device(), *world, cfg_.comm.timeout_s,
-                                            comm::parse_check_mode(cfg_.comm.check));
+                                            comm::parse_check_mode(cfg_.comm.check), algorithm);
     record_ = std::move(planes.record);
     control_ = std::move(planes.control);
     data_ = std::move(planes.data);

@@ -70,6 +70,82 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(ops::dtype_name(std::get<0>(info.param))) + "_" + std::to_string(std::get<1>(info.param));
     });
 
+// The hierarchical all-reduce (reduce in the node, all-reduce among the leaders, broadcast in the node)
+// gives flat's result: exactly on small integers in every dtype, sum and average, chunked or not; within
+// float tolerance on random values, whose sums it adds in another order. Nodes of 1, 2 and all ranks.
+TEST(Collectives, HierarchicalAllReduceEqualsFlat) {
+  comm::World& w = *g_world;
+  const int n = w.size();
+  for (int per_node : {1, 2, n}) {
+    if (n % per_node) continue;
+    SCOPED_TRACE("ranks per node " + std::to_string(per_node));
+    comm::CommOptions o = comm::plane_options("data", 30);
+    o.chunk_bytes = 1 << 16;
+    auto flat = comm::make_mpi_communicator(w, o);
+    o.algorithm = comm::Algorithm::hierarchical;
+    o.ranks_per_node = per_node;
+    auto hier = comm::make_mpi_communicator(w, o);
+    for (ops::DType dtype : {ops::DType::f32, ops::DType::bf16, ops::DType::f16})
+      for (ReduceOp op : {ReduceOp::sum, ReduceOp::average}) {
+        const size_t count = 40007;  // several chunks and a ragged last one
+        std::vector<float> f(count);
+        std::vector<uint16_t> h(count);
+        for (size_t i = 0; i < count; ++i) {
+          f[i] = value(w.rank(), i);
+          if (dtype == ops::DType::bf16) h[i] = math::f32_to_bf16(f[i]);
+          if (dtype == ops::DType::f16) h[i] = math::f32_to_f16(f[i]);
+        }
+        ops::Tensor data = dtype == ops::DType::f32
+                               ? comm::host_values(f.data(), count)
+                               : ops::Tensor::wrap(h.data(), ops::Shape{static_cast<int64_t>(count)}, dtype);
+        hier->all_reduce(data, op, comm::fingerprint("h", count, 0), "hierarchical")->wait();
+        size_t bad = 0;
+        for (size_t i = 0; i < count; ++i) {
+          double want = 0;
+          for (int r = 0; r < n; ++r) want += value(r, i);
+          if (op == ReduceOp::average) want /= n;
+          const double got = dtype == ops::DType::f32    ? f[i]
+                             : dtype == ops::DType::bf16 ? math::bf16_to_f32(h[i])
+                                                         : math::f16_to_f32(h[i]);
+          if (std::fabs(got - want) > 1e-2 * std::max(1.0, std::fabs(want)) && bad++ < 3)
+            ADD_FAILURE() << ops::dtype_name(dtype) << " element " << i << ": " << got << " != " << want;
+        }
+        EXPECT_EQ(bad, 0u);
+      }
+    std::vector<float> a(100003), b;
+    uint64_t s = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(w.rank() + 1);
+    for (float& x : a) x = static_cast<float>(static_cast<double>((s = math::mix64(s)) >> 11) * 0x1.0p-53 - 0.5);
+    b = a;
+    flat->all_reduce(comm::host_values(a.data(), a.size()), ReduceOp::sum, comm::fingerprint("r", 0, 0), "flat")->wait();
+    hier->all_reduce(comm::host_values(b.data(), b.size()), ReduceOp::sum, comm::fingerprint("r", 1, 0), "hier")->wait();
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
+    EXPECT_LT(worst, 1e-5 * n);
+    if (n == 2) {
+      EXPECT_EQ(a, b) << "two ranks: the same one addition whatever the algorithm";
+    }
+  }
+}
+
+TEST(Collectives, AlgorithmsByName) {
+  EXPECT_EQ(comm::parse_algorithm("flat"), comm::Algorithm::flat);
+  EXPECT_EQ(comm::parse_algorithm("hierarchical"), comm::Algorithm::hierarchical);
+  EXPECT_THROW(comm::parse_algorithm("ring"), Error);
+  // NCCL builds its own hierarchy: hierarchical is the MPI data plane's only.
+  const ops::Device gpu{ops::DeviceKind::cuda, 0};
+  EXPECT_NO_THROW(comm::require_algorithm("mpi", gpu, comm::Algorithm::hierarchical));
+  EXPECT_NO_THROW(comm::require_algorithm("auto", ops::Device{}, comm::Algorithm::hierarchical));
+  EXPECT_NO_THROW(comm::require_algorithm("nccl", gpu, comm::Algorithm::flat));
+  for (const char* backend : {"nccl", "auto"}) {
+    try {
+      comm::require_algorithm(backend, gpu, comm::Algorithm::hierarchical);
+      ADD_FAILURE() << backend << " on a GPU accepted the hierarchical all-reduce";
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find("NCCL builds its own hierarchy"), std::string::npos) << e.message();
+    }
+  }
+}
+
 TEST(Collectives, BroadcastAllGatherBarrierMaxAndWideTypes) {
   comm::World& w = *g_world;
   auto c = comm::make_mpi_communicator(w, comm::plane_options("data", 30));
