@@ -10,6 +10,7 @@
 #include <random>
 
 #include "comm/agreement.h"
+#include "comm/bucket_plan.h"
 #include "comm/grad_reducer.h"
 #include "trainer/step.h"
 #include "common/alloc_counter.h"
@@ -18,13 +19,16 @@
 #include "trainer/commands.h"
 #include "trainer/optimizer.h"
 #include "trainer/precision.h"
+#include "trainer/timeline.h"
 #include "trainer/trainer.h"
 
 namespace convoy::trainer {
 namespace {
 
 struct BenchTrainArgs {
-  std::string model = "resnet50", device = "cpu", comm_backend = "auto", precision = "fp32";
+  std::string model = "resnet50", device = "cpu", comm_backend = "auto", precision = "fp32", algorithm = "flat";
+  std::string timeline;
+  double first_bucket_mb = 1, bucket_mb = 25;
   int64_t batch = 16, image_size = 0, channels = 0, classes = 0;
   int steps = 20, warmup = 3, threads = 0;
   uint64_t seed = 0;
@@ -44,15 +48,28 @@ class LayerProfile final : public ops::Graph::Observer {
     if (sync_) ctx_.synchronize();
     (backward ? bwd_ : fwd_)[layer] += now_seconds() - t0_;
   }
+  // Per layer, in graph order: time per pass, MACs and the bytes of its parameters' gradients (what the
+  // all-reduce moves; a projection schedules the buckets from them).
   nlohmann::json to_json(const ops::Graph& g, int steps) const {
     nlohmann::json layers = nlohmann::json::array();
-    for (size_t i = 0; i < fwd_.size(); ++i)
+    for (size_t i = 0; i < fwd_.size(); ++i) {
+      size_t bytes = 0;
+      for (size_t p : g.layer_params(i)) bytes += g.param_layout().entry(p).bytes;
       layers.push_back({{"name", g.layer_name(i)},
                         {"type", std::string(g.layer(i).type())},
                         {"macs", g.layer(i).macs()},
+                        {"param_bytes", bytes},
                         {"fwd_ms", fwd_[i] * 1e3 / steps},
                         {"bwd_ms", bwd_[i] * 1e3 / steps}});
+    }
     return layers;
+  }
+  double forward_ms(int steps) const { return sum(fwd_) * 1e3 / steps; }
+  double backward_ms(int steps) const { return sum(bwd_) * 1e3 / steps; }
+  static double sum(const std::vector<double>& v) {
+    double t = 0;
+    for (double x : v) t += x;
+    return t;
   }
   void print(const ops::Graph& g, int steps) const {
     double total = 0;
@@ -70,6 +87,37 @@ class LayerProfile final : public ops::Graph::Observer {
   ops::ExecContext& ctx_;
   bool sync_;
 };
+
+// Both a profile and a timeline watch the graph.
+class Observers final : public ops::Graph::Observer {
+ public:
+  std::vector<ops::Graph::Observer*> all;
+  void begin(size_t layer, bool backward) override {
+    for (auto* o : all) o->begin(layer, backward);
+  }
+  void end(size_t layer, bool backward) override {
+    for (auto* o : all) o->end(layer, backward);
+  }
+};
+
+// The gradient buckets as the reducer cuts them (also on one rank, for a projection to more): bytes, and
+// the layer after whose backward the bucket is complete (its parameters' first layer: backward runs last
+// layer first).
+nlohmann::json bucket_plan_json(const ops::Graph& g, double first_mb, double bucket_mb) {
+  const auto& entries = g.param_layout().entries();
+  std::vector<std::pair<size_t, size_t>> items;
+  for (const auto& e : entries) items.emplace_back(e.offset, e.bytes);
+  std::vector<size_t> layer_of(entries.size(), 0);
+  for (size_t l = 0; l < g.num_layers(); ++l)
+    for (size_t p : g.layer_params(l)) layer_of[p] = l;
+  nlohmann::json buckets = nlohmann::json::array();
+  for (const comm::BucketSpan& b : comm::plan_buckets(items, first_mb, bucket_mb)) {
+    size_t ready = g.num_layers();
+    for (size_t e : b.items) ready = std::min(ready, layer_of[e]);
+    buckets.push_back({{"bytes", b.bytes}, {"ready_after_layer", ready}});
+  }
+  return buckets;
+}
 
 struct RusageSample {
   long peak_rss_kb, minor_faults;
@@ -107,14 +155,20 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   Sgd sgd(*graph, SgdOptions{0.9f, 1e-4f, false, false});
   comm::Planes planes;
   std::unique_ptr<comm::GradReducer> reducer;
-  if (ranks > 1) planes = comm::make_planes(a.comm_backend, backend->device(), world, 120);
+  if (ranks > 1)
+    planes = comm::make_planes(a.comm_backend, backend->device(), world, 120, comm::CheckMode::step,
+                               comm::parse_algorithm(a.algorithm));
   auto& [record, control, data] = planes;
   if (ranks > 1) {
     comm::broadcast_model(*data, *graph);
-    reducer = std::make_unique<comm::GradReducer>(*graph, *data, comm::ReducerOptions{});
+    reducer = std::make_unique<comm::GradReducer>(*graph, *data, comm::ReducerOptions{a.first_bucket_mb, a.bucket_mb});
   }
   TrainStep step(*graph, sgd, StepPlanes{reducer.get(), control.get(), record.get(), ranks}, classes, 0.f,
                  scaler.get());
+  std::unique_ptr<Timeline> timeline;
+  if (!a.timeline.empty())
+    timeline = std::make_unique<Timeline>(a.timeline + ".rank" + std::to_string(world.rank()) + ".json", world.rank(),
+                                          *graph);
 
   std::mt19937 rng(static_cast<uint32_t>(a.seed + static_cast<uint64_t>(world.rank())));
   ops::Tensor x = ops::Tensor::empty(graph->input_shape(), ops::DType::f32, backend->allocator());
@@ -135,8 +189,14 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   double loss_sum = 0;
   ops::ExecContext& ctx = backend->context();
   LayerProfile profile(graph->num_layers(), ctx, !backend->device().is_cpu());
+  Observers observers;
+  if (a.profile) observers.all.push_back(&profile);
+  if (timeline) observers.all.push_back(timeline.get());
   for (int i = 0; i < a.warmup + a.steps; ++i) {
-    if (a.profile && i == a.warmup) graph->set_observer(&profile);
+    if (i == a.warmup && !observers.all.empty()) {  // the timed steps only
+      graph->set_observer(&observers);
+      step.set_timeline(timeline.get());
+    }
     for (int64_t n = 0; n < a.batch; ++n) labels_host.host<int32_t>()[n] = label_dist(rng);
     if (i == a.warmup) {
       allocs_before = allocation_count();
@@ -164,6 +224,9 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   const double faults_per_step = static_cast<double>(ru.minor_faults - faults_before) / a.steps;
   loss_sum = step.take_loss_sum();
   const float last_loss = static_cast<float>(loss_sum / a.steps);
+  graph->set_observer(nullptr);
+  step.set_timeline(nullptr);
+  if (timeline) timeline->write();
   if (control) control->barrier("end of bench")->wait();
   if (world.rank() != 0) return 0;
 
@@ -204,8 +267,18 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"page_faults_per_step", faults_per_step},
                         {"device_mallocs_per_step", device_allocs_per_step},
                         {"tf32", backend->device().kind == ops::DeviceKind::cuda ? nlohmann::json(a.tf32) : nullptr},
-                        {"mean_loss", last_loss}};
-    if (a.profile) j["layers"] = profile.to_json(*graph, a.steps);
+                        {"mean_loss", last_loss},
+                        {"comm_algorithm", a.algorithm},
+                        {"bucket_mb", a.bucket_mb},
+                        {"first_bucket_mb", a.first_bucket_mb},
+                        {"exposed_comm_ms", exposed_s / a.steps * 1e3},
+                        {"vote_ms", vote_s / a.steps * 1e3},
+                        {"buckets", bucket_plan_json(*graph, a.first_bucket_mb, a.bucket_mb)}};
+    if (a.profile) {
+      j["layers"] = profile.to_json(*graph, a.steps);
+      j["forward_ms"] = profile.forward_ms(a.steps);
+      j["backward_ms"] = profile.backward_ms(a.steps);
+    }
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("convoy bench train: %s, batch %ld, %ldx%ldx%ld, %ld classes, %s, %s\n", a.model.c_str(),
@@ -255,6 +328,12 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   cmd->add_option("--tf32", a->tf32, "cuda: fp32 convolutions and products may use TF32 tensor cores (as train.tf32)")
       ->capture_default_str();
   cmd->add_flag("--profile", a->profile, "Print the time of every layer's forward and backward");
+  cmd->add_option("--timeline", a->timeline, "Write each rank's Chrome-trace timeline of the timed steps to FILE.rank<R>.json");
+  cmd->add_option("--comm-algorithm", a->algorithm, "flat or hierarchical (as comm.algorithm)")->capture_default_str();
+  cmd->add_option("--bucket-mb", a->bucket_mb, "Gradient bucket size after the first (as comm.bucket_mb)")
+      ->capture_default_str();
+  cmd->add_option("--first-bucket-mb", a->first_bucket_mb, "First gradient bucket (as comm.first_bucket_mb)")
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print one JSON object");
   cmd->callback([a, &action] {
     action = [a] { return run_with_world([a](const comm::World& w) { return run_bench_train(*a, w); }); };
