@@ -96,6 +96,14 @@ run() {
   fi
 }
 
+# Emulated nodes: the bytes each node has sent over its link so far (the bridge side receives them).
+link_counters() {
+  [[ $on == emulated ]] || return 0
+  local i=1 v=()
+  while [[ -e /sys/class/net/cvv${i}b ]]; do v+=("$(cat /sys/class/net/cvv${i}b/statistics/rx_bytes)"); i=$((i + 1)); done
+  echo "${v[*]}"
+}
+
 for n in "${sizes[@]}"; do
   dir=$out/n$n
   if [[ -f $dir/run.json ]]; then echo "scaling: $n ranks: done earlier ($dir)"; continue; fi
@@ -106,6 +114,7 @@ for n in "${sizes[@]}"; do
   nodes=$(( n < per_node ? 1 : n / per_node ))
   [[ $on == local ]] && nodes=1
   commands=()
+  before=$(link_counters)
   if [[ $workload == bench ]]; then
     cmd=("$convoy" bench train --model "$model" --batch "$per_rank" --image-size "$image_size" --channels "$channels"
          --classes "$classes" --steps "$steps" --json --profile --timeline "$dir/timeline" "${extra[@]}")
@@ -120,6 +129,7 @@ for n in "${sizes[@]}"; do
     run "$n" "$dir/train.log" "${cmd[@]}" || { tail -20 "$dir/train.log"; die "$n ranks: training failed"; }
     cp "$dir/run/metrics.jsonl" "$dir/metrics.jsonl"
   fi
+  after=$(link_counters)
   commands+=("$(launcher "$n") ${cmd[*]}")
   if ((n > 1)); then
     acmd=("$convoy" bench allreduce --min-bytes 65536 --max-bytes $((allreduce_mb << 20)) --iters 5 --json)
@@ -128,13 +138,15 @@ for n in "${sizes[@]}"; do
     commands+=("$(launcher "$n") ${acmd[*]}")
   fi
   /usr/bin/python3 - "$dir/run.json" "$n" "$nodes" "$per_node" "$scaling" "$workload" "$per_rank" "$on" "$rate" \
-      "$isa" "${commands[@]}" <<'EOF'
+      "$isa" "$before" "$after" "${commands[@]}" <<'EOF'
 import json, socket, sys, datetime
-path, n, nodes, per_node, scaling, workload, per_rank, on, rate, isa, *commands = sys.argv[1:]
+path, n, nodes, per_node, scaling, workload, per_rank, on, rate, isa, before, after, *commands = sys.argv[1:]
+sent = [int(a) - int(b) for a, b in zip(after.split(), before.split())][: int(nodes)] if on == "emulated" else []
 json.dump({"ranks": int(n), "nodes": int(nodes), "ranks_per_node": int(per_node), "scaling": scaling,
            "workload": workload, "batch_per_rank": int(per_rank), "global_batch": int(per_rank) * int(n),
-           "launcher": on, "link_rate": rate if on == "emulated" else None, "host": socket.gethostname(),
-           "cpu_isa": isa, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "launcher": on, "link_rate": rate if on == "emulated" else None, "link_bytes_sent": sent,
+           "host": socket.gethostname(), "cpu_isa": isa,
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "commands": commands}, open(path, "w"), indent=1)
 EOF
 done

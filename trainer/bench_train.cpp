@@ -258,6 +258,7 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"gradient_buckets", reducer ? reducer->buckets().size() : 0},
                         {"steps", a.steps},
                         {"ms_median", median},
+                        {"ms_mean", total_s / a.steps * 1e3},
                         {"ms_min", sorted.front()},
                         {"ms_max", sorted.back()},
                         {"images_per_s", images_per_s},

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   convoy::trainer::add_train_commands(app, action);
   convoy::trainer::add_convert_command(app, action);
   convoy::trainer::add_inspect_command(app, action);
+  convoy::trainer::add_report_command(app, action);
   CLI::App* bench = app.add_subcommand("bench", "Measure speed: training steps, data pipeline, all-reduce");
   bench->require_subcommand(1);
   convoy::trainer::add_bench_train_command(*bench, action);

@@ -1,0 +1,78 @@
+// `convoy report RUNS... --out DIR`: the scaling-efficiency report of launch/scaling.sh's run folders
+// (trainer/report.h) as report.json and report.md, with plots that tools/report_plots.py draws with
+// matplotlib (PNG and SVG).
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "trainer/commands.h"
+#include "trainer/report.h"
+
+#ifndef CONVOY_TOOLS_DIR
+#define CONVOY_TOOLS_DIR "tools"
+#endif
+
+namespace convoy::trainer {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ReportArgs {
+  std::vector<std::string> runs;
+  std::string out;
+  bool no_plots = false;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  CONVOY_CHECK(f, "cannot write " << path << ": check that the folder is writable");
+  f << text;
+  CONVOY_CHECK(f.good(), "writing " << path << " failed: is the disk full?");
+}
+
+int run_report(const ReportArgs& a) {
+  std::vector<RunSummary> runs;
+  for (const std::string& dir : a.runs) runs.push_back(read_run(dir));
+  const nlohmann::json report = make_report(std::move(runs));
+  fs::create_directories(a.out);
+  write_file(a.out + "/report.json", report.dump(1) + "\n");
+  std::vector<std::string> plots;
+  if (!a.no_plots) {
+    const char* env = std::getenv("CONVOY_TOOLS_DIR");
+    const std::string script = std::string(env ? env : CONVOY_TOOLS_DIR) + "/report_plots.py";
+    CONVOY_CHECK(fs::exists(script), "the plotting script " << script << " is missing: set CONVOY_TOOLS_DIR to "
+                                                            "convoy's tools/ folder, or pass --no-plots");
+    const std::string cmd = "/usr/bin/python3 " + shell_quote(script) + " " + shell_quote(a.out + "/report.json") +
+                            " " + shell_quote(a.out);
+    CONVOY_CHECK(std::system(cmd.c_str()) == 0,
+                 "drawing the plots failed (" << cmd << "): it needs python3-matplotlib (tools/setup.sh installs "
+                                              "it); --no-plots writes the report without them");
+    for (const char* name : {"throughput.png", "efficiency.png", "breakdown.png", "buckets.png"})
+      if (fs::exists(a.out + "/" + name)) plots.emplace_back(name);
+  }
+  write_file(a.out + "/report.md", report_markdown(report, plots));
+  std::printf("convoy report: %zu runs -> %s/report.md, report.json%s\n", report["runs"].size(), a.out.c_str(),
+              plots.empty() ? "" : (", " + std::to_string(plots.size()) + " plots (PNG and SVG)").c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_report_command(CLI::App& app, Action& action) {
+  auto a = std::make_shared<ReportArgs>();
+  auto* cmd = app.add_subcommand("report", "Scaling-efficiency report of launch/scaling.sh's run folders");
+  cmd->add_option("runs", a->runs, "Run folders (one per rank count: DIR/n1 DIR/n2 ...)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", a->out, "Folder for report.md, report.json and the plots")->required();
+  cmd->add_flag("--no-plots", a->no_plots, "Write the report without plots (no matplotlib needed)");
+  cmd->callback([a, &action] { action = [a] { return run_report(*a); }; });
+}
+
+}  // namespace convoy::trainer
