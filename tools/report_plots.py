@@ -98,7 +98,7 @@ def main():
             ax.bar(xs, [b["busbw_GBps"] for b in r["buckets"]], width=width, label=f"{r['ranks']} ranks")
             if r.get("link_peak_busbw_GBps"):
                 ax.axhline(r["link_peak_busbw_GBps"], ls="--", color=f"C{k}",
-                           label=f"link peak, {r['ranks']} ranks ({r['link_peak_at']})")
+                           label=f"link peak (sustained), {r['ranks']} ranks ({r['link_peak_at']})")
         ax.set_xlabel("gradient bucket (0 = the first to start, the last layers')")
         ax.set_ylabel("bus bandwidth (GB/s)")
         ax.set_title("All-reduce per bucket against the measured link peak")

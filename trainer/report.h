@@ -37,7 +37,7 @@ struct RunSummary {
   std::vector<BucketStat> buckets;  // rank 0's timeline
   double comm_ms = 0;               // all-reduce time per step on the communication thread
   double overlap = -1;              // share of it under a backward pass (-1: no timeline)
-  double link_peak_busbw_GBps = 0;  // the best bus bandwidth `bench allreduce` measured (0: none)
+  double link_peak_busbw_GBps = 0;  // `bench allreduce`'s bus bandwidth at its largest message (0: none)
   std::string link_peak_at;         // the message size it was measured at
   std::vector<double> link_bytes_sent;  // emulated nodes: bytes each node sent over its link in the workload
 };
