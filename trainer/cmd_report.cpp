@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "trainer/commands.h"
+#include "trainer/projection.h"
 #include "trainer/report.h"
 
 #ifndef CONVOY_TOOLS_DIR
@@ -21,7 +22,7 @@ namespace fs = std::filesystem;
 
 struct ReportArgs {
   std::vector<std::string> runs;
-  std::string out;
+  std::string out, project, profile;
   bool no_plots = false;
 };
 
@@ -41,7 +42,25 @@ void write_file(const std::string& path, const std::string& text) {
 int run_report(const ReportArgs& a) {
   std::vector<RunSummary> runs;
   for (const std::string& dir : a.runs) runs.push_back(read_run(dir));
-  const nlohmann::json report = make_report(std::move(runs));
+  nlohmann::json report = make_report(std::move(runs));
+  std::string extra_md;
+  if (!a.project.empty()) {
+    const Cluster cluster = read_cluster(a.project);
+    // The profile: --profile, else the cluster file's, else the report's one-rank bench run.
+    std::string profile = !a.profile.empty() ? a.profile : cluster.profile;
+    if (profile.empty() && report["runs"][0]["ranks"] == 1) profile = report["runs"][0]["dir"].get<std::string>() + "/bench.json";
+    CONVOY_CHECK(!profile.empty() && fs::exists(profile),
+                 "the projection needs a one-worker profile (convoy bench train --profile --json): give --profile FILE, "
+                 "compute.profile in " << a.project << ", or a 1-rank bench run among the runs"
+                                       << (profile.empty() ? "" : "; " + profile + " does not exist"));
+    const Profile p = read_profile(profile, cluster.images_per_s_per_worker, cluster.batch_per_worker);
+    report["projection"] = projection_json(cluster, p);
+    extra_md += projection_markdown(report["projection"]);
+    if (cluster.images_per_s_per_worker == 0) {  // the profile is this machine's: the runs can check the model
+      report["validation"] = validation_json(cluster, p, report["runs"]);
+      extra_md += validation_markdown(report["validation"]);
+    }
+  }
   fs::create_directories(a.out);
   write_file(a.out + "/report.json", report.dump(1) + "\n");
   std::vector<std::string> plots;
@@ -58,7 +77,7 @@ int run_report(const ReportArgs& a) {
     for (const char* name : {"throughput.png", "efficiency.png", "breakdown.png", "buckets.png"})
       if (fs::exists(a.out + "/" + name)) plots.emplace_back(name);
   }
-  write_file(a.out + "/report.md", report_markdown(report, plots));
+  write_file(a.out + "/report.md", report_markdown(report, plots) + extra_md);
   std::printf("convoy report: %zu runs -> %s/report.md, report.json%s\n", report["runs"].size(), a.out.c_str(),
               plots.empty() ? "" : (", " + std::to_string(plots.size()) + " plots (PNG and SVG)").c_str());
   return 0;
@@ -72,6 +91,10 @@ void add_report_command(CLI::App& app, Action& action) {
   cmd->add_option("runs", a->runs, "Run folders (one per rank count: DIR/n1 DIR/n2 ...)")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--out", a->out, "Folder for report.md, report.json and the plots")->required();
   cmd->add_flag("--no-plots", a->no_plots, "Write the report without plots (no matplotlib needed)");
+  cmd->add_option("--project", a->project, "Project to a cluster (CLUSTER.yaml, docs/scaling.md) and validate against the runs")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--profile", a->profile, "The one-worker profile for --project (convoy bench train --profile --json)")
+      ->check(CLI::ExistingFile);
   cmd->callback([a, &action] { action = [a] { return run_report(*a); }; });
 }
 
