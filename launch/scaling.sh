@@ -88,7 +88,7 @@ run() {
   local n=$1 log=$2; shift 2
   local nodes=$(( (n + per_node - 1) / per_node ))
   if [[ $on == slurm ]]; then
-    sbatch --wait --job-name=convoy-scaling --nodes="$nodes" --ntasks="$n" --ntasks-per-node="$per_node" \
+    sbatch --wait --job-name=convoy-scaling --nodes="$nodes" --ntasks="$n" --ntasks-per-node="$((n < per_node ? n : per_node))" \
       --output="$log" --wrap "export OMP_NUM_THREADS=\${SLURM_CPUS_PER_TASK:-1}; $(launcher "$n") $*" >/dev/null
   else
     # shellcheck disable=SC2046

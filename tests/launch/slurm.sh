@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Slurm on this machine (slurmctld + slurmd + munge, from a generated slurm.conf): the sbatch
 # template trains one epoch on 2 tasks; a second job gets SIGUSR1 mid-epoch (scancel --signal=USR1),
-# checkpoints, requeues itself and completes from the checkpoint.
+# checkpoints, requeues itself and completes from the checkpoint; launch/scaling.sh --on slurm runs
+# its sizes as sbatch jobs and convoy report reads them.
 source "$(dirname "$0")/common.sh"
 command -v slurmctld >/dev/null || fail "slurm-wlm is not installed (tools/setup.sh installs it)"
 host=$(hostname)
@@ -86,4 +87,15 @@ grep -q "requeueing job $job" "$WORK/job2.out" || fail "the job did not requeue 
 grep -q "resumed from .*checkpoint-" "$WORK/job2.out" || fail "the requeued run did not resume from the checkpoint"
 grep -q "test accuracy: top-1" "$WORK/job2.out" || fail "the requeued run did not complete"
 (( $(grep -c '"type":"epoch"' "$WORK/run2/metrics.jsonl") == 2 )) || fail "expected 2 epochs in the metrics"
-echo "slurm: one-epoch job ran; preempted job checkpointed, requeued and completed"
+
+# 3. The scaling driver under Slurm: one sbatch --wait per size (1 and 2 tasks on this one node), then the report.
+"$SRC/launch/scaling.sh" --out "$WORK/scaling" --on slurm --ranks 1,2 --ranks-per-node 2 --steps 3 --batch 16 \
+  --allreduce-max-mb 1 > "$WORK/scaling.log" 2>&1 || { cat "$WORK/scaling.log" "$WORK"/scaling/n*/*.log; fail "the driver failed under Slurm"; }
+cat "$WORK/scaling.log"
+for n in 1 2; do
+  grep -Eq "\"ranks\":$n[,}]" "$WORK/scaling/n$n/bench.json" || fail "the $n-task job did not run $n ranks"
+  grep -q "srun --mpi=pmix" "$WORK/scaling/n$n/run.json" || fail "run.json does not name the srun command"
+done
+"$CONVOY" report "$WORK/scaling/n1" "$WORK/scaling/n2" --out "$WORK/scaling/report" --no-plots || fail "convoy report failed"
+grep -Eq '^\| 2 \| 1 \| slurm \|' "$WORK/scaling/report/report.md" || fail "the report has no 2-task Slurm row"
+echo "slurm: one-epoch job ran; preempted job checkpointed, requeued and completed; the scaling driver ran under Slurm"
