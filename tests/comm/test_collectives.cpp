@@ -26,6 +26,33 @@ using comm::ReduceOp;
 // Small integers are exact in every dtype (bf16 holds integers up to 256 exactly, f16 up to 2048).
 float value(int rank, size_t i) { return static_cast<float>((rank + 1) * static_cast<int>(i % 7) - 3); }
 
+// This rank's values (value(rank, i)) in `dtype`, all-reduced by `c` with `op`, then checked on every
+// element against the sum (or average) over the ranks; returns how many differ (the first 3 are reported).
+size_t all_reduce_wrong(comm::Communicator& c, ops::DType dtype, size_t count, ReduceOp op, int rank, int ranks) {
+  std::vector<float> f(count);
+  std::vector<uint16_t> h(count);
+  for (size_t i = 0; i < count; ++i) {
+    f[i] = value(rank, i);
+    if (dtype == ops::DType::bf16) h[i] = math::f32_to_bf16(f[i]);
+    if (dtype == ops::DType::f16) h[i] = math::f32_to_f16(f[i]);
+  }
+  ops::Tensor data = dtype == ops::DType::f32 ? comm::host_values(f.data(), count)
+                                              : ops::Tensor::wrap(h.data(), ops::Shape{static_cast<int64_t>(count)}, dtype);
+  c.all_reduce(data, op, comm::fingerprint("test", count, 0), "test all-reduce")->wait();
+  size_t bad = 0;
+  for (size_t i = 0; i < count; ++i) {
+    double want = 0;
+    for (int r = 0; r < ranks; ++r) want += value(r, i);
+    if (op == ReduceOp::average) want /= ranks;
+    double got = dtype == ops::DType::f32   ? f[i]
+                 : dtype == ops::DType::bf16 ? math::bf16_to_f32(h[i])
+                                             : math::f16_to_f32(h[i]);
+    if (std::fabs(got - want) > 1e-2 * std::max(1.0, std::fabs(want)) && bad++ < 3)
+      ADD_FAILURE() << ops::dtype_name(dtype) << " element " << i << ": " << got << " != " << want;
+  }
+  return bad;
+}
+
 class Collectives : public ::testing::TestWithParam<std::tuple<ops::DType, size_t>> {};
 
 TEST_P(Collectives, AllReduceSumsAndAveragesOnEveryRank) {
@@ -35,31 +62,9 @@ TEST_P(Collectives, AllReduceSumsAndAveragesOnEveryRank) {
   o.timeout_s = 30;
   o.chunk_bytes = 1 << 20;  // the 16 M-element case moves in many pieces
   auto c = comm::make_mpi_communicator(w, o);
-  const int n = w.size();
-  for (ReduceOp op : {ReduceOp::sum, ReduceOp::average}) {
-    std::vector<float> f(count);
-    std::vector<uint16_t> h(count);
-    for (size_t i = 0; i < count; ++i) {
-      f[i] = value(w.rank(), i);
-      if (dtype == ops::DType::bf16) h[i] = math::f32_to_bf16(f[i]);
-      if (dtype == ops::DType::f16) h[i] = math::f32_to_f16(f[i]);
-    }
-    ops::Tensor data = dtype == ops::DType::f32 ? comm::host_values(f.data(), count)
-                                                : ops::Tensor::wrap(h.data(), ops::Shape{static_cast<int64_t>(count)}, dtype);
-    c->all_reduce(data, op, comm::fingerprint("test", count, 0), "test all-reduce")->wait();
-    size_t bad = 0;
-    for (size_t i = 0; i < count; ++i) {
-      double want = 0;
-      for (int r = 0; r < n; ++r) want += value(r, i);
-      if (op == ReduceOp::average) want /= n;
-      double got = dtype == ops::DType::f32   ? f[i]
-                   : dtype == ops::DType::bf16 ? math::bf16_to_f32(h[i])
-                                               : math::f16_to_f32(h[i]);
-      if (std::fabs(got - want) > 1e-2 * std::max(1.0, std::fabs(want)) && bad++ < 3)
-        ADD_FAILURE() << "element " << i << ": " << got << " != " << want;
-    }
-    EXPECT_EQ(bad, 0u) << ops::dtype_name(dtype) << " count " << count;
-  }
+  for (ReduceOp op : {ReduceOp::sum, ReduceOp::average})
+    EXPECT_EQ(all_reduce_wrong(*c, dtype, count, op, w.rank(), w.size()), 0u)
+        << ops::dtype_name(dtype) << " count " << count;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -86,32 +91,8 @@ TEST(Collectives, HierarchicalAllReduceEqualsFlat) {
     o.ranks_per_node = per_node;
     auto hier = comm::make_mpi_communicator(w, o);
     for (ops::DType dtype : {ops::DType::f32, ops::DType::bf16, ops::DType::f16})
-      for (ReduceOp op : {ReduceOp::sum, ReduceOp::average}) {
-        const size_t count = 40007;  // several chunks and a ragged last one
-        std::vector<float> f(count);
-        std::vector<uint16_t> h(count);
-        for (size_t i = 0; i < count; ++i) {
-          f[i] = value(w.rank(), i);
-          if (dtype == ops::DType::bf16) h[i] = math::f32_to_bf16(f[i]);
-          if (dtype == ops::DType::f16) h[i] = math::f32_to_f16(f[i]);
-        }
-        ops::Tensor data = dtype == ops::DType::f32
-                               ? comm::host_values(f.data(), count)
-                               : ops::Tensor::wrap(h.data(), ops::Shape{static_cast<int64_t>(count)}, dtype);
-        hier->all_reduce(data, op, comm::fingerprint("h", count, 0), "hierarchical")->wait();
-        size_t bad = 0;
-        for (size_t i = 0; i < count; ++i) {
-          double want = 0;
-          for (int r = 0; r < n; ++r) want += value(r, i);
-          if (op == ReduceOp::average) want /= n;
-          const double got = dtype == ops::DType::f32    ? f[i]
-                             : dtype == ops::DType::bf16 ? math::bf16_to_f32(h[i])
-                                                         : math::f16_to_f32(h[i]);
-          if (std::fabs(got - want) > 1e-2 * std::max(1.0, std::fabs(want)) && bad++ < 3)
-            ADD_FAILURE() << ops::dtype_name(dtype) << " element " << i << ": " << got << " != " << want;
-        }
-        EXPECT_EQ(bad, 0u);
-      }
+      for (ReduceOp op : {ReduceOp::sum, ReduceOp::average})  // 40007: several chunks and a ragged last one
+        EXPECT_EQ(all_reduce_wrong(*hier, dtype, 40007, op, w.rank(), n), 0u) << ops::dtype_name(dtype);
     std::vector<float> a(100003), b;
     uint64_t s = 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(w.rank() + 1);
     for (float& x : a) x = static_cast<float>(static_cast<double>((s = math::mix64(s)) >> 11) * 0x1.0p-53 - 0.5);
