@@ -16,8 +16,6 @@ Algorithm parse_algorithm(const std::string& name) {
   CONVOY_FAIL("unknown all-reduce algorithm '" << name << "': use flat or hierarchical");
 }
 
-const char* algorithm_name(Algorithm a) { return a == Algorithm::flat ? "flat" : "hierarchical"; }
-
 std::string resolve_comm_backend(const std::string& backend, ops::Device device) {
   if (backend == "auto") return device.kind == ops::DeviceKind::cuda ? "nccl" : "mpi";
   if (backend == "mpi" || backend == "nccl") return backend;
@@ -72,6 +70,7 @@ Planes make_planes(const std::string& backend, ops::Device device, const World& 
   CommOptions data = plane_options("data", timeout_s, p.record, check);
   data.algorithm = algorithm;
   require_communicator(backend, device);  // before the control plane exists: one rank's message, no stall
+  require_algorithm(backend, device, algorithm);
   p.control = make_mpi_communicator(world, plane_options("control", timeout_s, p.record));
   p.data = make_communicator(backend, device, world, data);
   return p;

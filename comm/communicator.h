@@ -40,7 +40,6 @@ CheckMode parse_check_mode(const std::string& name);  // "step" | "collective"
 // within the node), which sends each node's sum over the network once instead of every rank's.
 enum class Algorithm { flat, hierarchical };
 Algorithm parse_algorithm(const std::string& name);  // "flat" | "hierarchical"
-const char* algorithm_name(Algorithm a);
 
 // A collective that did not finish in time (or was stuck when the launcher stopped the job): the message
 // is the stall diagnosis, which already names every rank's whereabouts, and the peers are stalled or

@@ -10,33 +10,13 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "trainer/report.h"
 
 namespace convoy::trainer {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-std::vector<json> json_lines(const std::string& path) {
-  std::ifstream in(path);
-  CONVOY_CHECK(in, "cannot read " << path);
-  std::vector<json> v;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] != '{') continue;
-    try {
-      v.push_back(json::parse(line));
-    } catch (const json::exception& e) {
-      CONVOY_FAIL(path << ": a line is not valid JSON: " << e.what());
-    }
-  }
-  return v;
-}
 
 double number(const YAML::Node& n, const std::string& where) {
   try {
@@ -54,7 +34,7 @@ Link read_link(const YAML::Node& n, const std::string& file, const std::string& 
     if (p.is_relative()) p = fs::path(file).parent_path() / p;
     const int ranks = n["ranks"] ? static_cast<int>(number(n["ranks"], where + ".ranks")) : 2;
     const double min_bytes = n["min_bytes"] ? number(n["min_bytes"], where + ".min_bytes") : 1 << 20;
-    return fit_link(json_lines(p.string()), ranks, min_bytes, p.string());
+    return fit_link(read_json_lines(p.string()), ranks, min_bytes, p.string());
   }
   CONVOY_CHECK(n["latency_us"] && n["bandwidth_GBps"], where << " needs latency_us and bandwidth_GBps (or fit: FILE)");
   Link l;

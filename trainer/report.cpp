@@ -26,23 +26,6 @@ json read_json(const std::string& path) {
   }
 }
 
-std::vector<json> read_json_lines(const std::string& path) {
-  std::ifstream in(path);
-  CONVOY_CHECK(in, "cannot read " << path);
-  std::vector<json> v;
-  int line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.empty()) continue;
-    try {
-      v.push_back(json::parse(line));
-    } catch (const json::exception& e) {
-      CONVOY_FAIL(path << " line " << line_no << " is not valid JSON: " << e.what());
-    }
-  }
-  return v;
-}
-
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -121,13 +104,30 @@ json bucket_json(const BucketStat& b) {
           {"busbw_GBps", b.busbw_GBps}};
 }
 
+}  // namespace
+
+std::vector<json> read_json_lines(const std::string& path) {
+  std::ifstream in(path);
+  CONVOY_CHECK(in, "cannot read " << path);
+  std::vector<json> v;
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty()) continue;
+    try {
+      v.push_back(json::parse(line));
+    } catch (const json::exception& e) {
+      CONVOY_FAIL(path << " line " << line_no << " is not valid JSON: " << e.what());
+    }
+  }
+  return v;
+}
+
 std::string fixed(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
 }
-
-}  // namespace
 
 double covered_share(std::vector<Interval> a, std::vector<Interval> b) {
   auto by_start = [](const Interval& x, const Interval& y) { return x.start < y.start; };

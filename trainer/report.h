@@ -13,6 +13,11 @@
 
 namespace convoy::trainer {
 
+// One JSON object per non-empty line (metrics.jsonl, bench allreduce --json); throws naming the file and line.
+std::vector<nlohmann::json> read_json_lines(const std::string& path);
+// v with `digits` decimals, as the report's tables print numbers.
+std::string fixed(double v, int digits);
+
 struct Interval {
   double start = 0, end = 0;
 };
