@@ -110,7 +110,9 @@ up() {
   echo "$rate" > "$STATE_DIR/rate"
   echo "$slots" > "$STATE_DIR/slots"
   echo "$SUBNET.0/24" > "$STATE_DIR/subnet"
-  echo "emulate-nodes: $n nodes up (${PREFIX}1..${PREFIX}$n, $slots slots each, links capped at $rate each way," \
+  local cap="links capped at $rate each way"
+  [[ $rate == none ]] && cap="links uncapped"
+  echo "emulate-nodes: $n nodes up (${PREFIX}1..${PREFIX}$n, $slots slots each, $cap," \
        "${delay:+$delay ms of }${delay:-no }added latency); hostfile $STATE_DIR/hostfile"
 }
 

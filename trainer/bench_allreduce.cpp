@@ -125,15 +125,16 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
       views.push_back(buf.tensor().view(b.offset, ops::Shape{static_cast<int64_t>(b.bytes / esize)}));
     // Raw MPI and convoy alternate, iteration by iteration, so that both see the same machine (these are
     // shared and drift within seconds); each side's time is its median over the timed iterations.
-    std::vector<double> raw_s, ours_s, inside_s;  // inside: in MPI on the thread that ran the collectives
+    std::vector<double> raw_s, raw_cpu_s, ours_s, inside_s;  // inside: in MPI on the thread that ran the collectives
     int64_t raw_wrong = 0, ours_wrong = 0;
     for (int i = 0; i < a.warmup + a.iters; ++i) {
       const bool timed = i >= a.warmup, last = i + 1 == a.warmup + a.iters;
       buf.fill(w.rank());
       comm::raw_mpi_barrier();
       double t0 = now_seconds();
+      const double cpu0 = thread_cpu_seconds();
       comm::raw_mpi_all_reduce(buf.tensor());
-      if (timed) raw_s.push_back(now_seconds() - t0);
+      if (timed) raw_s.push_back(now_seconds() - t0), raw_cpu_s.push_back(thread_cpu_seconds() - cpu0);
       if (last) raw_wrong = buf.wrong(n);
 
       buf.fill(w.rank());
@@ -162,7 +163,9 @@ int run_bench_allreduce(const BenchAllreduceArgs& a, const comm::World& w) {
       nlohmann::json j = {{"bench", "allreduce"},     {"ranks", n},           {"bytes", real_bytes},
                           {"count", count},           {"type", ops::dtype_name(t)},
                           {"raw_us", raw.us},         {"raw_algbw_GBps", raw.algbw},
-                          {"raw_busbw_GBps", raw.busbw}, {"raw_wrong", raw.wrong}, {"convoy_us", ours.us},
+                          {"raw_busbw_GBps", raw.busbw}, {"raw_wrong", raw.wrong},
+                          {"raw_cpu_us", median(raw_cpu_s) * 1e6},  // the CPU that call took (rank 0's thread)
+                          {"convoy_us", ours.us},
                           {"convoy_algbw_GBps", ours.algbw}, {"convoy_busbw_GBps", ours.busbw},
                           {"convoy_wrong", ours.wrong}, {"busbw_ratio", ours.busbw / raw.busbw},
                           {"convoy_inside_mpi_us", median(inside_s) * 1e6},

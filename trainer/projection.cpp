@@ -26,15 +26,22 @@ double number(const YAML::Node& n, const std::string& where) {
   }
 }
 
+std::string relative_to(const std::string& file, const std::string& path) {
+  fs::path p = path;
+  if (p.is_relative()) p = fs::path(file).parent_path() / p;
+  return p.string();
+}
+
 Link read_link(const YAML::Node& n, const std::string& file, const std::string& key) {
   const std::string where = file + ": " + key;
   CONVOY_CHECK(n && n.IsMap(), where << " must be a mapping: {latency_us: A, bandwidth_GBps: B} or {fit: FILE, ranks: N}");
   if (n["fit"]) {
-    fs::path p = n["fit"].as<std::string>();
-    if (p.is_relative()) p = fs::path(file).parent_path() / p;
+    const std::string p = relative_to(file, n["fit"].as<std::string>());
     const int ranks = n["ranks"] ? static_cast<int>(number(n["ranks"], where + ".ranks")) : 2;
     const double min_bytes = n["min_bytes"] ? number(n["min_bytes"], where + ".min_bytes") : 1 << 20;
-    return fit_link(read_json_lines(p.string()), ranks, min_bytes, p.string());
+    const double max_bytes = n["max_bytes"] ? number(n["max_bytes"], where + ".max_bytes") : INFINITY;
+    CONVOY_CHECK(max_bytes >= min_bytes, where << ": max_bytes is less than min_bytes");
+    return fit_link(read_json_lines(p), ranks, min_bytes, p, max_bytes);
   }
   CONVOY_CHECK(n["latency_us"] && n["bandwidth_GBps"], where << " needs latency_us and bandwidth_GBps (or fit: FILE)");
   Link l;
@@ -45,6 +52,67 @@ Link read_link(const YAML::Node& n, const std::string& file, const std::string& 
   return l;
 }
 
+// A figure of the cpu section: a number, or {fit: FILE, min_bytes: B} measured by bench allreduce.
+double read_cpu_figure(const YAML::Node& n, const std::string& file, const std::string& key, std::string& source,
+                       double (*fit)(const std::vector<json>&, double, const std::string&)) {
+  const std::string where = file + ": cpu." + key;
+  if (n.IsMap()) {
+    CONVOY_CHECK(n["fit"], where << " must be a number or {fit: FILE} (convoy bench allreduce --json lines)");
+    const std::string p = relative_to(file, n["fit"].as<std::string>());
+    const double min_bytes = n["min_bytes"] ? number(n["min_bytes"], where + ".min_bytes") : 1 << 20;
+    source = "fitted from " + p;
+    return fit(read_json_lines(p), min_bytes, p);
+  }
+  source = "given in " + file;
+  return number(n, where);
+}
+
+CpuSharing read_cpu(const YAML::Node& n, const std::string& file) {
+  CpuSharing c;
+  if (!n) return c;
+  CONVOY_CHECK(n.IsMap(), file << ": cpu must be a mapping: {cores_per_worker: C, compute_threads: T, comm_busy: U, "
+                                  "comm_cpu_ns_per_byte: X} (docs/scaling.md)");
+  c.enabled = true;
+  CONVOY_CHECK(!n["cores_per_worker"] != !n["cores_per_machine"],
+               file << ": cpu needs one of cores_per_worker (each worker's cores) or cores_per_machine (every worker on "
+                       "one machine)");
+  if (n["cores_per_worker"]) c.cores_per_worker = number(n["cores_per_worker"], file + ": cpu.cores_per_worker");
+  if (n["cores_per_machine"]) c.cores_per_machine = number(n["cores_per_machine"], file + ": cpu.cores_per_machine");
+  CONVOY_CHECK(c.cores_per_worker > 0 || c.cores_per_machine > 0, file << ": cpu: the number of cores must be positive");
+  if (n["compute_threads"]) c.compute_threads = static_cast<int>(number(n["compute_threads"], file + ": cpu.compute_threads"));
+  CONVOY_CHECK(c.compute_threads >= 1, file << ": cpu.compute_threads must be at least 1");
+  CONVOY_CHECK(n["comm_busy"] && (n["comm_cpu"] || n["comm_cpu_ns_per_byte"]),
+               file << ": cpu needs comm_busy (a share, or {fit: FILE}) and comm_cpu_ns_per_byte (or comm_cpu: {fit: FILE})");
+  c.comm_busy = read_cpu_figure(n["comm_busy"], file, "comm_busy", c.busy_source, fit_comm_busy);
+  CONVOY_CHECK(c.comm_busy > 0 && c.comm_busy <= 1.5, file << ": cpu.comm_busy must be in (0, 1.5], got " << c.comm_busy);
+  c.comm_busy = std::min(c.comm_busy, 1.0);  // one thread: at most one core
+  if (n["comm_cpu"])
+    c.comm_cpu_s_per_byte = read_cpu_figure(n["comm_cpu"], file, "comm_cpu", c.cpu_source, fit_comm_cpu);
+  else
+    c.comm_cpu_s_per_byte = read_cpu_figure(n["comm_cpu_ns_per_byte"], file, "comm_cpu_ns_per_byte", c.cpu_source,
+                                            fit_comm_cpu) * 1e-9;
+  CONVOY_CHECK(c.comm_cpu_s_per_byte >= 0, file << ": cpu: the communication's CPU per byte cannot be negative");
+  return c;
+}
+
+// The (bytes sent per rank, raw seconds, raw CPU seconds) of bench allreduce lines of sizes >= min_bytes.
+struct CpuPoint {
+  double sent, seconds, cpu;
+};
+std::vector<CpuPoint> cpu_points(const std::vector<json>& lines, double min_bytes, const std::string& what) {
+  std::vector<CpuPoint> pts;
+  for (const json& j : lines) {
+    const double bytes = j.value("bytes", 0.0), n = j.value("ranks", 2);
+    if (bytes < min_bytes || j.value("raw_us", 0.0) <= 0) continue;
+    CONVOY_CHECK(j.contains("raw_cpu_us"), what << " has no raw_cpu_us: it was measured by a convoy bench allreduce "
+                                                   "from before the CPU figures; measure it again");
+    pts.push_back({bytes * 2 * (n - 1) / n, j["raw_us"].get<double>() * 1e-6, j["raw_cpu_us"].get<double>() * 1e-6});
+  }
+  CONVOY_CHECK(pts.size() >= 2, what << " has " << pts.size() << " all-reduce sizes of at least " << min_bytes
+                                     << " bytes: the CPU figures need 2");
+  return pts;
+}
+
 double ring_time(double alpha, double bandwidth, double bytes, int n) {
   if (n <= 1) return 0;
   return 2.0 * (n - 1) * alpha + 2.0 * (n - 1) / n * bytes / bandwidth;
@@ -52,17 +120,17 @@ double ring_time(double alpha, double bandwidth, double bytes, int n) {
 
 }  // namespace
 
-Link fit_link(const std::vector<json>& lines, int ranks, double min_bytes, const std::string& what) {
+Link fit_link(const std::vector<json>& lines, int ranks, double min_bytes, const std::string& what, double max_bytes) {
   CONVOY_CHECK(ranks >= 2, what << ": fitting a link needs an all-reduce over at least 2 ranks");
   std::vector<std::pair<double, double>> pts;  // (bytes, seconds)
   for (const json& j : lines) {
     const double bytes = j.value("bytes", 0.0), us = j.value("raw_us", 0.0);
     if (j.value("ranks", ranks) != ranks)
       CONVOY_FAIL(what << " was measured on " << j.value("ranks", 0) << " ranks, not the " << ranks << " the fit assumes");
-    if (bytes >= min_bytes && us > 0) pts.emplace_back(bytes, us * 1e-6);
+    if (bytes >= min_bytes && bytes <= max_bytes && us > 0) pts.emplace_back(bytes, us * 1e-6);
   }
-  CONVOY_CHECK(pts.size() >= 2, what << " has " << pts.size() << " all-reduce sizes of at least " << min_bytes
-                                     << " bytes: a fit needs 2 (convoy bench allreduce --json --max-bytes ...)");
+  CONVOY_CHECK(pts.size() >= 2, what << " has " << pts.size() << " all-reduce sizes from " << min_bytes << " to "
+                                     << max_bytes << " bytes: a fit needs 2 (convoy bench allreduce --json --max-bytes ...)");
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
   const double n = static_cast<double>(pts.size());
   for (auto [x, y] : pts) sx += x, sy += y, sxx += x * x, sxy += x * y;
@@ -77,9 +145,27 @@ Link fit_link(const std::vector<json>& lines, int ranks, double min_bytes, const
   l.alpha_s = std::max(0.0, intercept) / (2.0 * (ranks - 1));
   l.bandwidth_Bps = 2.0 * (ranks - 1) / ranks / slope;
   l.source = "fitted from " + what + " (" + std::to_string(pts.size()) + " sizes >= " +
-             std::to_string(static_cast<long long>(min_bytes)) + " bytes, " + std::to_string(ranks) +
+             std::to_string(static_cast<long long>(min_bytes)) +
+             (std::isfinite(max_bytes) ? " and <= " + std::to_string(static_cast<long long>(max_bytes)) : "") + " bytes, " +
+             std::to_string(ranks) +
              " ranks, r^2 " + fixed(ss_tot > 0 ? 1 - ss_res / ss_tot : 1, 4) + ")";
   return l;
+}
+
+double fit_comm_busy(const std::vector<json>& lines, double min_bytes, const std::string& what) {
+  double cpu = 0, seconds = 0;
+  for (const CpuPoint& p : cpu_points(lines, min_bytes, what)) cpu += p.cpu, seconds += p.seconds;
+  return cpu / seconds;
+}
+
+double fit_comm_cpu(const std::vector<json>& lines, double min_bytes, const std::string& what) {
+  const auto pts = cpu_points(lines, min_bytes, what);
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  const double n = static_cast<double>(pts.size());
+  for (const CpuPoint& p : pts) sx += p.sent, sy += p.cpu, sxx += p.sent * p.sent, sxy += p.sent * p.cpu;
+  const double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+  CONVOY_CHECK(slope > 0, what << ": the all-reduce's CPU does not grow with its size; the measurement is too noisy to fit");
+  return slope;
 }
 
 Cluster read_cluster(const std::string& path) {
@@ -104,17 +190,14 @@ Cluster read_cluster(const std::string& path) {
     c.workers.push_back(n);
   }
   if (const YAML::Node compute = root["compute"]) {
-    if (compute["profile"]) {
-      fs::path p = compute["profile"].as<std::string>();
-      if (p.is_relative()) p = fs::path(path).parent_path() / p;
-      c.profile = p.string();
-    }
+    if (compute["profile"]) c.profile = relative_to(path, compute["profile"].as<std::string>());
     if (compute["images_per_s_per_worker"])
       c.images_per_s_per_worker = number(compute["images_per_s_per_worker"], path + ": compute.images_per_s_per_worker");
     if (compute["batch_per_worker"])
       c.batch_per_worker = static_cast<int>(number(compute["batch_per_worker"], path + ": compute.batch_per_worker"));
     if (compute["note"]) c.compute_note = compute["note"].as<std::string>();
   }
+  c.cpu = read_cpu(root["cpu"], path);
   return c;
 }
 
@@ -182,27 +265,62 @@ Projected project(const Cluster& c, const Profile& p, int workers, Ring ring) {
   Projected r;
   r.workers = workers, r.ring = ring;
   r.nodes = (workers + c.workers_per_node - 1) / c.workers_per_node;
-  double t = p.forward_s, comm_end = 0;
-  size_t next = 0;  // buckets launch strictly in order
-  std::vector<double> ready(p.buckets.size(), -1);
-  for (size_t i = p.backward_s.size(); i-- > 0;) {
-    t += p.backward_s[i];
+  // How fast compute and communication go, against alone, while both run (and communication alone): with
+  // a cpu section, the communication thread takes its share s of the worker's C cores from the T compute
+  // threads (the scheduler's fair share), and the all-reduce slows where s is less than the CPU it needs.
+  const CpuSharing& cpu = c.cpu;
+  const double cores = cpu.enabled ? cpu.cores(workers) : 0, threads = cpu.compute_threads;
+  const double share = cpu.enabled ? std::min(cpu.comm_busy, cores / (threads + 1)) : 0;
+  const double compute_rate = cpu.enabled ? std::min(threads, cores - share) / std::min(threads, cores) : 1;
+  auto comm_rate = [&](double bytes, double seconds, bool computing) {
+    if (!cpu.enabled || seconds <= 0) return 1.0;
+    const double need = cpu.comm_cpu_s_per_byte * bytes * 2 * (workers - 1) / workers / seconds;  // cores
+    const double got = computing ? share : std::min(cpu.comm_busy, cores);
+    return need > got ? got / need : 1.0;
+  };
+  // The replay: backward layers in reverse order; a bucket launches when it is ready and the one before
+  // it is done. Each phase runs until a layer or an all-reduce ends; the rates hold in between.
+  const std::vector<double>& layers = p.backward_s;
+  size_t layer = layers.size(), next = 0;  // the layer running (+1), the next bucket to launch
+  double t = p.forward_s, layer_left = layer ? layers[layer - 1] : 0, backward_end = t;
+  double comm_left = 0, comm_seconds = 0, comm_bytes = 0, comm_end = 0;  // the running all-reduce, in seconds alone
+  bool comm_running = false;
+  std::vector<bool> ready(p.buckets.size(), false);
+  auto mark_ready = [&](size_t done) {
     for (size_t b = 0; b < p.buckets.size(); ++b)
-      if (p.buckets[b].ready_after_layer == i) ready[b] = t;
-    for (; next < p.buckets.size() && ready[next] >= 0; ++next) {
-      const double dt = allreduce_seconds(c, p.buckets[next].bytes, workers, ring);
-      comm_end = std::max(comm_end, ready[next]) + dt;
-      r.comm_s += dt;
+      if (p.buckets[b].ready_after_layer == done) ready[b] = true;
+  };
+  while (true) {
+    if (!comm_running && next < p.buckets.size() && ready[next]) {
+      comm_bytes = p.buckets[next].bytes;
+      comm_seconds = comm_left = allreduce_seconds(c, comm_bytes, workers, ring);
+      r.comm_s += comm_seconds;
+      comm_running = true, ++next;
     }
+    const bool computing = layer > 0;
+    if (!computing && !comm_running) break;
+    const double rc = comm_running ? compute_rate : 1, rm = comm_rate(comm_bytes, comm_seconds, computing);
+    const double dt = std::min(computing ? layer_left / rc : INFINITY, comm_running ? comm_left / rm : INFINITY);
+    t += dt;
+    if (computing) layer_left -= dt * rc;
+    if (comm_running) comm_left -= dt * rm;
+    if (computing && layer_left <= 1e-15) {
+      mark_ready(--layer);
+      layer_left = layer ? layers[layer - 1] : 0;
+      if (!layer) backward_end = t;
+    }
+    if (comm_running && comm_left <= 1e-15) comm_running = false, comm_end = t;
   }
-  const double backward_end = t;
+  if (layers.empty()) backward_end = t;
   // The per-step vote: one small all-reduce on the control plane, after backward.
   const double vote = allreduce_seconds(c, 16, workers, Ring::flat);
   r.exposed_comm_s = std::max(0.0, comm_end - backward_end) + vote;
   r.compute_s = backward_end + p.rest_s;
   r.step_s = r.compute_s + r.exposed_comm_s;
   r.images_per_s = workers * p.batch / r.step_s;
-  r.efficiency = r.compute_s / r.step_s;  // one worker's step is its compute alone
+  double alone = p.forward_s + p.rest_s;
+  for (double b : layers) alone += b;
+  r.efficiency = alone / r.step_s;  // one worker's step is its compute alone
   return r;
 }
 
@@ -227,6 +345,13 @@ json projection_json(const Cluster& c, const Profile& p) {
           {"batch_per_worker", p.batch}, {"gradient_bytes", bytes}, {"buckets", p.buckets.size()},
           {"images_per_s_per_worker_assumed", c.images_per_s_per_worker > 0 ? json(c.images_per_s_per_worker) : json()},
           {"compute_note", c.compute_note},
+          {"cpu", !c.cpu.enabled ? json()
+                                 : json{{"cores_per_worker", c.cpu.cores_per_worker > 0 ? json(c.cpu.cores_per_worker) : json()},
+                                        {"cores_per_machine", c.cpu.cores_per_machine > 0 ? json(c.cpu.cores_per_machine) : json()},
+                                        {"compute_threads", c.cpu.compute_threads},
+                                        {"comm_busy", c.cpu.comm_busy}, {"comm_busy_source", c.cpu.busy_source},
+                                        {"comm_cpu_ns_per_byte", c.cpu.comm_cpu_s_per_byte * 1e9},
+                                        {"comm_cpu_source", c.cpu.cpu_source}}},
           {"one_worker_step_ms", (p.forward_s + p.rest_s + [&] {
                                    double s = 0;
                                    for (double b : p.backward_s) s += b;
@@ -288,8 +413,21 @@ std::string projection_markdown(const json& j) {
        << " images/s per worker (the profile gives the layers' shares)";
   md << ".\n";
   if (!j["compute_note"].get<std::string>().empty()) md << "- **Compute figure:** " << j["compute_note"].get<std::string>() << "\n";
+  if (const json& cpu = j["cpu"]; !cpu.is_null()) {
+    md << "- **Shared cores:** communication runs on the workers' cores: "
+       << (cpu["cores_per_worker"].is_null() ? fixed(cpu["cores_per_machine"].get<double>(), 0) + " cores shared by every worker"
+                                             : fixed(cpu["cores_per_worker"].get<double>(), 1) + " cores per worker")
+       << ", " << cpu["compute_threads"].get<int>() << " compute thread(s); the all-reduce's thread is busy "
+       << fixed(100 * cpu["comm_busy"].get<double>(), 0) << " % of its time (" << cpu["comm_busy_source"].get<std::string>()
+       << ") and needs " << fixed(cpu["comm_cpu_ns_per_byte"].get<double>(), 3) << " ns of CPU per byte sent ("
+       << cpu["comm_cpu_source"].get<std::string>() << ").\n";
+  }
   md << "- **Model:** alpha-beta per link; the step replayed layer by layer, each bucket's all-reduce starting when its "
-        "gradients are ready and the previous one is done; weak scaling (the batch per worker fixed).\n\n";
+        "gradients are ready and the previous one is done";
+  if (!j["cpu"].is_null())
+    md << "; while both run, the scheduler's fair share of the cores slows the compute, and the all-reduce where its "
+          "share is less than the CPU it needs";
+  md << "; weak scaling (the batch per worker fixed).\n\n";
   md << "| workers | nodes | all-reduce | step ms | exposed comm ms | all-reduce ms | images/s | per worker | "
         "efficiency |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const json& r : j["rows"])

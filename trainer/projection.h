@@ -8,6 +8,7 @@
 // the cluster file's schema.
 #pragma once
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -22,10 +23,33 @@ struct Link {
 
 // Fits alpha and beta of one link from `convoy bench allreduce --json` lines measured on `ranks` workers
 // in a flat ring over it: t(S) = 2(n-1) alpha + 2(n-1)/n S / bandwidth, by least squares on the raw MPI
-// times of sizes >= min_bytes.
-Link fit_link(const std::vector<nlohmann::json>& allreduce_lines, int ranks, double min_bytes, const std::string& what);
+// times of sizes in [min_bytes, max_bytes] (best the sizes the workload's buckets have: over a link whose
+// throughput changes with the message size, as a token bucket's does, a line fits only a range).
+Link fit_link(const std::vector<nlohmann::json>& allreduce_lines, int ranks, double min_bytes, const std::string& what,
+              double max_bytes = INFINITY);
 
 enum class Ring { flat, hierarchical };
+
+// Workers whose communication runs on their own CPU cores (a CPU cluster, or emulated nodes sharing one
+// machine). While an all-reduce runs, its thread is runnable for `comm_busy` of the time (Open MPI polls
+// the network), so the scheduler shares the worker's cores between it and the compute threads; and the
+// all-reduce itself needs `comm_cpu_s_per_byte` of CPU per byte a worker sends, so it slows when its
+// share is less than that.
+struct CpuSharing {
+  bool enabled = false;
+  double cores_per_worker = 0;   // given, or
+  double cores_per_machine = 0;  // every worker on one machine: cores_per_worker = this / workers
+  int compute_threads = 1;
+  double comm_busy = 1;            // CPU seconds the all-reduce's thread takes per second of all-reduce
+  double comm_cpu_s_per_byte = 0;  // CPU seconds it needs per byte sent (when it has a core to itself)
+  std::string busy_source, cpu_source;
+  double cores(int workers) const { return cores_per_worker > 0 ? cores_per_worker : cores_per_machine / workers; }
+};
+
+// From `convoy bench allreduce --json` lines (their raw_cpu_us beside raw_us): the CPU over the time of
+// sizes >= min_bytes, and the least-squares CPU seconds per byte sent (2(n-1)/n of the message in a ring).
+double fit_comm_busy(const std::vector<nlohmann::json>& allreduce_lines, double min_bytes, const std::string& what);
+double fit_comm_cpu(const std::vector<nlohmann::json>& allreduce_lines, double min_bytes, const std::string& what);
 
 struct Cluster {
   std::string name, source;
@@ -38,6 +62,7 @@ struct Cluster {
   double images_per_s_per_worker = 0;  // 0: the profile's own speed
   int batch_per_worker = 0;            // 0: the profile's batch (else the step scales with it)
   std::string compute_note;            // where that figure comes from (cited in the report)
+  CpuSharing cpu;                      // off unless the file has a cpu section
 };
 // Reads CLUSTER.yaml; relative paths in it (profile, fitted links' files) are relative to the file.
 // Throws naming the file and the key.

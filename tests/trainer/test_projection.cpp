@@ -1,6 +1,6 @@
 // The projection's pieces on numbers worked out by hand: fitting alpha and beta from all-reduce times,
-// the ring and hierarchical all-reduce times, the replay of a step's buckets against its backward pass,
-// and the cluster file's errors.
+// the ring and hierarchical all-reduce times, the replay of a step's buckets against its backward pass
+// (with and without cores shared by compute and communication), and the cluster file's errors.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -25,6 +25,11 @@ TEST(Projection, FitRecoversAlphaAndBetaOfAFlatRing) {
   EXPECT_NEAR(l.alpha_s, 50e-6, 1e-9);
   EXPECT_NEAR(l.bandwidth_Bps, 0.125e9, 1e3);
   EXPECT_NE(l.source.find("fitted from test.jsonl (7 sizes"), std::string::npos) << l.source;
+  // Over a token bucket small messages pass at line rate: a range of sizes fits the rest alone.
+  lines.push_back({{"ranks", 2}, {"bytes", 128.0 * (1 << 20)}, {"raw_us", 1.0}});
+  const Link ranged = fit_link(lines, 2, 1 << 20, "test.jsonl", 64 << 20);
+  EXPECT_NEAR(ranged.bandwidth_Bps, 0.125e9, 1e3);
+  EXPECT_NE(ranged.source.find(">= 1048576 and <= 67108864 bytes"), std::string::npos) << ranged.source;
   EXPECT_THROW(fit_link({lines[0]}, 2, 1 << 20, "one.jsonl"), Error);  // one size is no fit
   EXPECT_THROW(fit_link(lines, 4, 1 << 20, "test.jsonl"), Error);      // measured on 2 ranks, not 4
 }
@@ -82,6 +87,56 @@ TEST(Projection, BucketsOverlapTheBackwardThatRemains) {
   EXPECT_NEAR(project(c, p, 2, Ring::flat).exposed_comm_s, 0.020 + 16 * 0.015 / 1e6, 1e-9);
 }
 
+TEST(Projection, SharedCoresSlowTheComputeAndCpuBoundAllReduces) {
+  Cluster c;
+  c.workers_per_node = 1;
+  c.intra = {0, 1e12, ""};
+  c.inter = {0, 1e9, ""};  // 2 workers: each 1 MB bucket takes 1 ms alone
+  c.cpu.enabled = true;
+  c.cpu.cores_per_worker = 1, c.cpu.compute_threads = 1, c.cpu.comm_busy = 1;  // each thread gets half the core
+  const Profile p = three_layers();
+  const double vote = 16e-9;
+  // An all-reduce that needs no CPU (the link sets its pace): bucket 0 runs 20-21 ms at full speed while
+  // layer 1 runs at half, 0.5 of its 6 ms; layers 1 and 0 end at 30.5 ms, bucket 1 ends at 31.5 ms.
+  c.cpu.comm_cpu_s_per_byte = 0;
+  Projected r = project(c, p, 2, Ring::flat);
+  EXPECT_NEAR(r.step_s, 0.0305 + 0.002 + 0.001 + vote, 1e-12);
+  EXPECT_NEAR(r.exposed_comm_s, 0.001 + vote, 1e-12);
+  EXPECT_NEAR(r.efficiency, 0.032 / r.step_s, 1e-12);
+  // One that needs a whole core (1 ns per byte sent: 1 MB in 1 ms): with half of one, bucket 0 takes 2 ms
+  // (20-22) and layer 1 gets 1 ms done meanwhile; backward ends at 31 ms, bucket 1 runs alone to 32 ms.
+  c.cpu.comm_cpu_s_per_byte = 1e-9;
+  r = project(c, p, 2, Ring::flat);
+  EXPECT_NEAR(r.step_s, 0.031 + 0.002 + 0.001 + vote, 1e-12);
+  EXPECT_NEAR(r.comm_s, 0.002, 1e-12);  // the all-reduces' own times, alone
+  // Two cores per worker: one each, nothing slows.
+  c.cpu.cores_per_worker = 2;
+  EXPECT_NEAR(project(c, p, 2, Ring::flat).step_s, 0.032 + 0.001 + vote, 1e-12);
+  // Every worker on one machine of 2 cores: 1 core each at 2 workers, as above.
+  c.cpu.cores_per_worker = 0, c.cpu.cores_per_machine = 2;
+  EXPECT_NEAR(project(c, p, 2, Ring::flat).step_s, 0.031 + 0.002 + 0.001 + vote, 1e-12);
+  // 4 workers on those 2 cores: half a core each (the profile is the compute's at that half). Bucket 0
+  // takes 1.5 ms alone on the ring of 4 and needs a core for it: a quarter core makes it 6 ms (20-26),
+  // meanwhile layer 1 gets 3 of its 6 ms; it ends at 29, layer 0 at 33; bucket 1 alone (a half core) 33-36.
+  EXPECT_NEAR(project(c, p, 4, Ring::flat).step_s, 0.033 + 0.002 + 0.003 + allreduce_seconds(c, 16, 4, Ring::flat), 1e-12);
+}
+
+TEST(Projection, CpuFiguresFromBenchAllReduce) {
+  // 2 ranks send the message once each; their thread's CPU is 2 us + 1.5 ns per byte, for times twice that.
+  std::vector<json> lines;
+  for (double s = 1 << 20; s <= 16 << 20; s *= 2)
+    lines.push_back({{"ranks", 2}, {"bytes", s}, {"raw_us", 2 * (2 + 1.5e-3 * s)}, {"raw_cpu_us", 2 + 1.5e-3 * s}});
+  EXPECT_NEAR(fit_comm_cpu(lines, 1 << 20, "t.jsonl"), 1.5e-9, 1e-15);
+  EXPECT_NEAR(fit_comm_busy(lines, 1 << 20, "t.jsonl"), 0.5, 1e-12);
+  lines.push_back({{"ranks", 2}, {"bytes", 32.0 * (1 << 20)}, {"raw_us", 1.0}});  // measured before the CPU figures
+  try {
+    fit_comm_busy(lines, 1 << 20, "old.jsonl");
+    FAIL() << "lines without raw_cpu_us were fitted";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("old.jsonl has no raw_cpu_us"), std::string::npos) << e.message();
+  }
+}
+
 TEST(Projection, ClusterFileAndProfile) {
   const std::string dir = test::temp_dir("projection");
   std::ofstream(dir + "/ar.jsonl") << "{\"ranks\":2,\"bytes\":1048576,\"raw_us\":8488.6}\n"
@@ -107,6 +162,27 @@ TEST(Projection, ClusterFileAndProfile) {
   const json j = projection_json(c, p);
   ASSERT_EQ(j["rows"].size(), 4u);  // 1 and 2 workers, flat and hierarchical
   EXPECT_NE(projection_markdown(j).find("fitted from"), std::string::npos);
+  // A cpu section: how busy the communication keeps a core fitted from the same file, its CPU per byte given.
+  std::ofstream(dir + "/arc.jsonl") << "{\"ranks\":2,\"bytes\":1048576,\"raw_us\":1000,\"raw_cpu_us\":900}\n"
+                                       "{\"ranks\":2,\"bytes\":4194304,\"raw_us\":4000,\"raw_cpu_us\":3600}\n";
+  std::ofstream(dir + "/cpu.yaml") << "intra_node: {latency_us: 1, bandwidth_GBps: 10}\ninter_node: {fit: ar.jsonl}\n"
+                                      "workers: [2]\ncpu: {cores_per_machine: 2, comm_busy: {fit: arc.jsonl}, "
+                                      "comm_cpu_ns_per_byte: 0.8}\n";
+  const Cluster shared = read_cluster(dir + "/cpu.yaml");
+  EXPECT_TRUE(shared.cpu.enabled);
+  EXPECT_NEAR(shared.cpu.comm_busy, 0.9, 1e-12);
+  EXPECT_NEAR(shared.cpu.comm_cpu_s_per_byte, 0.8e-9, 1e-18);
+  EXPECT_EQ(shared.cpu.cores(4), 0.5);
+  EXPECT_NE(projection_markdown(projection_json(shared, p)).find("2 cores shared by every worker"), std::string::npos);
+  std::ofstream(dir + "/nocores.yaml") << "intra_node: {latency_us: 1, bandwidth_GBps: 10}\n"
+                                          "inter_node: {latency_us: 1, bandwidth_GBps: 10}\nworkers: [2]\n"
+                                          "cpu: {comm_busy: 1, comm_cpu_ns_per_byte: 1}\n";
+  try {
+    read_cluster(dir + "/nocores.yaml");
+    FAIL() << "a cpu section without cores was read";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("nocores.yaml: cpu needs one of cores_per_worker"), std::string::npos) << e.message();
+  }
   std::ofstream(dir + "/bad.yaml") << "name: x\nintra_node: {latency_us: 1}\n";
   try {
     read_cluster(dir + "/bad.yaml");
