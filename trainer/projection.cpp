@@ -134,7 +134,10 @@ Link fit_link(const std::vector<json>& lines, int ranks, double min_bytes, const
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
   const double n = static_cast<double>(pts.size());
   for (auto [x, y] : pts) sx += x, sy += y, sxx += x * x, sxy += x * y;
-  const double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx), intercept = (sy - slope * sx) / n;
+  double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx), intercept = (sy - slope * sx) / n;
+  // The latency cannot be negative (a token bucket's burst makes small messages look that way): then the
+  // least-squares line with alpha = 0 is the one through the origin.
+  if (intercept < 0) slope = sxy / sxx, intercept = 0;
   CONVOY_CHECK(slope > 0, what << ": all-reduce time does not grow with size; the measurement is too noisy to fit");
   double ss_res = 0, ss_tot = 0;
   for (auto [x, y] : pts) {
@@ -142,7 +145,7 @@ Link fit_link(const std::vector<json>& lines, int ranks, double min_bytes, const
     ss_res += (y - f) * (y - f), ss_tot += (y - sy / n) * (y - sy / n);
   }
   Link l;
-  l.alpha_s = std::max(0.0, intercept) / (2.0 * (ranks - 1));
+  l.alpha_s = intercept / (2.0 * (ranks - 1));
   l.bandwidth_Bps = 2.0 * (ranks - 1) / ranks / slope;
   l.source = "fitted from " + what + " (" + std::to_string(pts.size()) + " sizes >= " +
              std::to_string(static_cast<long long>(min_bytes)) +

@@ -30,6 +30,11 @@ TEST(Projection, FitRecoversAlphaAndBetaOfAFlatRing) {
   const Link ranged = fit_link(lines, 2, 1 << 20, "test.jsonl", 64 << 20);
   EXPECT_NEAR(ranged.bandwidth_Bps, 0.125e9, 1e3);
   EXPECT_NE(ranged.source.find(">= 1048576 and <= 67108864 bytes"), std::string::npos) << ranged.source;
+  // Times under the line's extension to 0 bytes (alpha < 0): the best line with alpha = 0 is through the origin.
+  const std::vector<json> burst = {{{"ranks", 2}, {"bytes", 8e6}, {"raw_us", 50e3}}, {{"ranks", 2}, {"bytes", 16e6}, {"raw_us", 110e3}}};
+  const Link origin = fit_link(burst, 2, 1 << 20, "burst.jsonl");
+  EXPECT_EQ(origin.alpha_s, 0);
+  EXPECT_NEAR(origin.bandwidth_Bps, (8e6 * 8e6 + 16e6 * 16e6) / (8e6 * 0.05 + 16e6 * 0.11), 1);
   EXPECT_THROW(fit_link({lines[0]}, 2, 1 << 20, "one.jsonl"), Error);  // one size is no fit
   EXPECT_THROW(fit_link(lines, 4, 1 << 20, "test.jsonl"), Error);      // measured on 2 ranks, not 4
 }
