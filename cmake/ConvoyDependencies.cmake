@@ -38,6 +38,15 @@ if(NOT TURBOJPEG_FOUND)
   message(FATAL_ERROR "convoy needs TurboJPEG, which was not found. On Debian 12 install it with:\n"
     "  apt-get install libturbojpeg0-dev pkg-config")
 endif()
+# xxHash (the shards' per-record checksums) and OpenSSL's libcrypto (SHA-256 of whole shards).
+if(PkgConfig_FOUND)
+  pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
+endif()
+if(NOT XXHASH_FOUND)
+  message(FATAL_ERROR "convoy needs xxHash, which was not found. On Debian 12 install it with:\n"
+    "  apt-get install libxxhash-dev pkg-config")
+endif()
+convoy_require(OpenSSL libssl-dev)
 
 # The CUDA backend (ops/cuda, comm/nccl): CONVOY_WITH_CUDA=auto builds it when the toolkit (nvcc, cuBLAS),
 # cuDNN and NCCL are all found; on insists (configure fails naming what is missing); off skips it.

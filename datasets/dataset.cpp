@@ -46,6 +46,7 @@ ShardedDataset::ShardedDataset(std::string dir, std::string split)
       CONVOY_CHECK(h.height == s.height && h.width == s.width && h.channels == s.channels,
                    "Shard " << path << " holds " << h.height << "x" << h.width << "x" << h.channels << " images but "
                             << kIndexFile << " says " << s.height << "x" << s.width << "x" << s.channels << ".");
+    if (!reader->checksummed()) ++unchecked_shards_;
     labels_.insert(labels_.end(), reader->labels().begin(), reader->labels().end());
     starts_.push_back(starts_.back() + reader->size());
     shards_.push_back(std::move(reader));
@@ -75,6 +76,24 @@ int64_t ShardedDataset::record_bytes(int64_t index) const {
 void ShardedDataset::read(int64_t index, uint8_t* out) const {
   const Location l = locate(index);
   shards_[static_cast<size_t>(l.shard)]->read(l.record, out);
+}
+
+bool ShardedDataset::read_checked(int64_t index, uint8_t* out) const {
+  const Location l = locate(index);
+  return shards_[static_cast<size_t>(l.shard)]->read_checked(l.record, out);
+}
+
+std::string ShardedDataset::mismatch(int64_t index, const uint8_t* data) const {
+  const Location l = locate(index);
+  return shards_[static_cast<size_t>(l.shard)]->mismatch(l.record, data);
+}
+
+std::string ShardedDataset::unchecked_notice() const {
+  if (unchecked_shards_ == 0) return "";
+  return dir_ + " (split " + split_ + "): " + std::to_string(unchecked_shards_) + " of " +
+         std::to_string(num_shards()) +
+         " shards are format version 1, without per-record checksums: damage in them goes unnoticed; convert the "
+         "data again for version 2";
 }
 
 std::string ShardedDataset::where(int64_t index) const {

@@ -37,7 +37,13 @@ class ShardedDataset {
   Location locate(int64_t index) const;
   int32_t label(int64_t index) const { return labels_[static_cast<size_t>(index)]; }
   int64_t record_bytes(int64_t index) const;
-  void read(int64_t index, uint8_t* out) const;  // thread-safe pread, no HDF5 call
+  // Thread-safe pread, no HDF5 call; the record is checked against its checksum (version 2 shards) and a
+  // mismatch throws naming the shard, the record and its key.
+  void read(int64_t index, uint8_t* out) const;
+  bool read_checked(int64_t index, uint8_t* out) const;       // a mismatch returns false instead
+  std::string mismatch(int64_t index, const uint8_t* data) const;  // the sentence for one
+  // A one-line notice when some shards are version 1 (no per-record checks); empty otherwise.
+  std::string unchecked_notice() const;
   std::string where(int64_t index) const;        // "shard ..., record ... (key ...)"
 
  private:
@@ -46,6 +52,7 @@ class ShardedDataset {
   std::vector<std::unique_ptr<ShardReader>> shards_;
   std::vector<int64_t> starts_;  // global index of each shard's first record, plus the total
   std::vector<int32_t> labels_;
+  int64_t unchecked_shards_ = 0;
 };
 
 }  // namespace convoy::datasets

@@ -81,8 +81,8 @@ DatasetIndex read_index(const std::string& dir) {
   CONVOY_CHECK(j.is_object() && j.value("format", "") == "convoy-index",
                path << " is not a convoy index (its \"format\" is not \"convoy-index\").");
   const int64_t version = field<int64_t>(j, "version", path);
-  CONVOY_CHECK(version == kShardVersion, path << " is format version " << version << "; this convoy reads version "
-                                              << kShardVersion << ": convert the data again or update convoy.");
+  CONVOY_CHECK(version == kIndexVersion, path << " is format version " << version << "; this convoy reads version "
+                                              << kIndexVersion << ": convert the data again or update convoy.");
   DatasetIndex index;
   index.encoding = parse_encoding(field<std::string>(j, "encoding", path), path);
   index.classes = field<std::vector<std::string>>(j, "classes", path);
@@ -147,7 +147,7 @@ void write_index(const std::string& dir, const DatasetIndex& index) {
     js["skipped"] = skipped;
     splits[name] = js;
   }
-  json j = {{"format", "convoy-index"},         {"version", kShardVersion},
+  json j = {{"format", "convoy-index"},         {"version", kIndexVersion},
             {"encoding", encoding_name(index.encoding)}, {"num_classes", index.num_classes()},
             {"classes", index.classes},         {"splits", splits}};
   write_file_atomically((std::filesystem::path(dir) / kIndexFile).string(), j.dump(1) + "\n");

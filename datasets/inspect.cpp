@@ -56,6 +56,23 @@ InspectReport inspect_dataset(const std::string& dir, const InspectOptions& o) {
                                   std::to_string(h.num_classes) + " classes) disagrees with index.json.");
       for (int32_t l : reader->labels())
         if (l >= 0 && l < index.num_classes()) ++r.per_class[static_cast<size_t>(l)];
+      if (!reader->checksummed()) ++r.unchecked_shards;
+      if (o.verify_checksums && reader->checksummed()) {  // every record against its own checksum
+        constexpr int kListed = 5;
+        int64_t damaged = 0;
+        std::vector<uint8_t> record;
+        for (int64_t i = 0; i < reader->size(); ++i) {
+          record.resize(static_cast<size_t>(reader->record_bytes(i)));
+          if (reader->read_checked(i, record.data())) {
+            ++r.records_verified;
+          } else if (++damaged <= kListed) {
+            report.problems.push_back(reader->mismatch(i, record.data()) + ".");
+          }
+        }
+        if (damaged > kListed)
+          report.problems.push_back("Shard " + path + ": " + std::to_string(damaged) + " damaged records in all (" +
+                                    std::to_string(kListed) + " listed).");
+      }
       readers.push_back(std::move(reader));
     }
     // Decode N records chosen at random among the shards that opened.

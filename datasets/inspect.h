@@ -12,7 +12,7 @@
 namespace convoy::datasets {
 
 struct InspectOptions {
-  bool verify_checksums = false;  // SHA-256 of every shard against index.json
+  bool verify_checksums = false;  // SHA-256 of every shard against index.json, and every record's checksum
   int64_t decode = 0;             // records per split to decode fully (chosen at random)
   uint64_t seed = 0;
 };
@@ -22,6 +22,8 @@ struct SplitReport {
   int64_t records = 0, shards = 0, bytes = 0;
   std::vector<int64_t> per_class;  // records per label
   int64_t checksums_verified = 0, decoded = 0, skipped_at_conversion = 0;
+  int64_t records_verified = 0;    // records that matched their checksum (version-2 shards)
+  int64_t unchecked_shards = 0;    // version-1 shards: no per-record checksums
   int64_t min_width = 0, max_width = 0, min_height = 0, max_height = 0;  // of the decoded records
 };
 

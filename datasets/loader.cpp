@@ -5,6 +5,7 @@
 #include <opencv2/core.hpp>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "datasets/transforms.h"
 
 namespace convoy::datasets {
@@ -214,22 +215,52 @@ bool Loader::find_task(Buffer*& buffer, int64_t& slot) {
   return true;
 }
 
-void Loader::process(SampleDecoder& decoder, std::vector<uint8_t>& record, const Buffer& buffer, int64_t slot,
-                     int64_t epoch) {
-  const int64_t index = buffer.batch.indices[slot];
+std::string Loader::try_sample(SampleDecoder& decoder, std::vector<uint8_t>& record, int64_t index, int64_t epoch,
+                               void* out) {
+  const bool skip = o_.on_error == LoaderOptions::OnError::skip;
   record.resize(static_cast<size_t>(dataset_->record_bytes(index)));
-  dataset_->read(index, record.data());
+  if (!dataset_->read_checked(index, record.data())) {
+    if (!skip) CONVOY_FAIL(dataset_->mismatch(index, record.data()));
+    return "its checksum does not match its bytes";
+  }
   Rng rng(o_.seed, Stream::sample, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index));
-  const size_t elem = buffer.batch.bytes_per_element();
-  void* out = buffer.images.get() + static_cast<size_t>(slot * decoder.out_elements()) * elem;
   decoded_.fetch_add(1, std::memory_order_relaxed);
   try {
     decoder.decode(record.data(), record.size(), rng, out);
   } catch (const Error& e) {
+    if (skip) return "it cannot be decoded: " + e.message();
     CONVOY_FAIL("Cannot decode " << dataset_->where(index) << ": " << e.message()
                                  << "; run `convoy inspect --verify --decode N` on " << dataset_->dir()
-                                 << " and convert the damaged source again.");
+                                 << " and convert the damaged source again, or set data.on_error: skip.");
   }
+  return "";
+}
+
+void Loader::process(SampleDecoder& decoder, std::vector<uint8_t>& record, Buffer& buffer, int64_t slot,
+                     int64_t epoch) {
+  // Record positions the same on every run and rank: a damaged record's slot takes the next intact record
+  // of the split (its image, augmentation and label), so the batch keeps its size and the steps their
+  // count. Up to kReplacements records in a row may be damaged.
+  constexpr int64_t kReplacements = 64, kListed = 10;
+  const int64_t index = buffer.batch.indices[slot];
+  void* out = buffer.images.get() + static_cast<size_t>(slot * decoder.out_elements()) * buffer.batch.bytes_per_element();
+  std::string why = try_sample(decoder, record, index, epoch, out);
+  if (why.empty()) return;
+  for (int64_t k = 1; k <= kReplacements; ++k) {
+    const int64_t other = (index + k) % dataset_->size();
+    if (!try_sample(decoder, record, other, epoch, out).empty()) continue;
+    const int64_t n = skipped_.fetch_add(1) + 1;
+    if (n <= kListed)
+      spdlog::warn("skipped {}: {}; record {} of the split takes its place (data.on_error: skip){}",
+                   dataset_->where(index), why, other,
+                   n == kListed ? "; further skipped records are counted, not listed" : "");
+    buffer.batch.indices[slot] = other;
+    buffer.batch.labels[slot] = dataset_->label(other);
+    return;
+  }
+  CONVOY_FAIL(dataset_->where(index) << " and the " << kReplacements
+                                     << " records after it are damaged (the first because " << why
+                                     << "): the data is badly damaged; copy or convert it again.");
 }
 
 void Loader::worker(int /*thread_index*/) {

@@ -60,6 +60,10 @@ struct LoaderOptions {
   float lighting_std = 0.1f;    // PCA lighting noise (jpeg training)
   int raw_pad = 4;              // raw training: pad-and-random-crop padding
   bool resize_raw = false;      // raw: resize records to output_size x output_size (bilinear) first
+  // A damaged record (checksum mismatch, or undecodable): fail (stop with its shard, record and key) or
+  // skip (take the next intact record of the split in its place, the same on every run and rank: the
+  // steps do not change; counted by skipped_records()).
+  enum class OnError { fail, skip } on_error = OnError::fail;
 
   // Throws convoy::Error naming the first invalid field.
   void validate() const;
@@ -89,6 +93,8 @@ class Loader {
 
   // Records decoded since the Loader was made (a resumed epoch decodes none of the batches it skips).
   int64_t records_decoded() const { return decoded_.load(); }
+  // Damaged records replaced under on_error = skip since the Loader was made.
+  int64_t skipped_records() const { return skipped_.load(); }
 
   // The next batch of the current epoch, or nullptr when the epoch is over. The batch is the
   // consumer's until the next call of next() or start_epoch() (that call hands it back to the pool) or
@@ -110,8 +116,9 @@ class Loader {
 
   void worker(int thread_index);
   bool find_task(Buffer*& buffer, int64_t& slot);  // with mu_ held
-  void process(SampleDecoder& decoder, std::vector<uint8_t>& record, const Buffer& buffer, int64_t slot,
-               int64_t epoch);
+  void process(SampleDecoder& decoder, std::vector<uint8_t>& record, Buffer& buffer, int64_t slot, int64_t epoch);
+  // Reads and decodes record `index` into `out`; "" when it worked, else why not (on_error = skip only).
+  std::string try_sample(SampleDecoder& decoder, std::vector<uint8_t>& record, int64_t index, int64_t epoch, void* out);
 
   LoaderOptions o_;
   std::unique_ptr<ShardedDataset> dataset_;
@@ -130,7 +137,7 @@ class Loader {
   bool accepting_ = false;  // false while an epoch is being (re)started
   Buffer* held_ = nullptr;
   std::exception_ptr error_;
-  std::atomic<int64_t> decoded_{0};
+  std::atomic<int64_t> decoded_{0}, skipped_{0};
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };

@@ -6,6 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <sstream>
+
+#include <xxhash.h>
 
 #include "common/error.h"
 #include "datasets/h5.h"
@@ -15,14 +18,15 @@ namespace {
 
 constexpr const char* kRedo = "the shard is damaged: convert the data again";
 
-ShardHeader read_header(hid_t root, const std::string& path) {
+ShardHeader read_header(hid_t root, const std::string& path, int64_t& version) {
   const std::string format = h5::read_string_attribute(root, "format", path);
   CONVOY_CHECK(format == kShardFormat,
                path << " is not a convoy shard (attribute format = \"" << format << "\", expected \"" << kShardFormat
                     << "\").");
-  const int64_t version = h5::read_int_attribute(root, "version", path);
-  CONVOY_CHECK(version == kShardVersion, path << " is shard format version " << version << "; this convoy reads version "
-                                              << kShardVersion << ": convert the data again or update convoy.");
+  version = h5::read_int_attribute(root, "version", path);
+  CONVOY_CHECK(version >= kOldestShardVersion && version <= kShardVersion,
+               path << " is shard format version " << version << "; this convoy reads versions " << kOldestShardVersion
+                    << " to " << kShardVersion << ": convert the data again or update convoy.");
   ShardHeader h;
   h.split = h5::read_string_attribute(root, "split", path);
   h.num_classes = h5::read_int_attribute(root, "num_classes", path);
@@ -45,10 +49,14 @@ ShardHeader read_header(hid_t root, const std::string& path) {
 
 }  // namespace
 
+uint64_t record_checksum(const uint8_t* data, size_t bytes, int32_t label) {
+  return XXH3_64bits_withSeed(data, bytes, static_cast<uint64_t>(static_cast<uint32_t>(label)));
+}
+
 ShardReader::ShardReader(std::string path) : path_(std::move(path)) {
   h5::Handle file = h5::open_file_readonly(path_);
   const hid_t root = file.get();
-  header_ = read_header(root, path_);
+  header_ = read_header(root, path_, version_);
 
   const auto label_dims = h5::dataset_dims(root, "labels", path_);
   CONVOY_CHECK(label_dims.size() == 1, path_ << ": `labels` must be 1-D; " << kRedo << ".");
@@ -58,6 +66,13 @@ ShardReader::ShardReader(std::string path) : path_(std::move(path)) {
                path_ << ": `keys` must be 1-D with one entry per record (" << n << "); " << kRedo << ".");
   labels_.resize(static_cast<size_t>(n));
   h5::read_dataset(root, "labels", H5T_NATIVE_INT32, labels_.data(), path_);
+  if (version_ >= 2) {
+    const auto sum_dims = h5::dataset_dims(root, "checksums", path_);
+    CONVOY_CHECK(sum_dims.size() == 1 && static_cast<int64_t>(sum_dims[0]) == n,
+                 path_ << ": `checksums` must be 1-D with one entry per record (" << n << "); " << kRedo << ".");
+    checksums_.resize(static_cast<size_t>(n));
+    h5::read_dataset(root, "checksums", H5T_NATIVE_UINT64, checksums_.data(), path_);
+  }
 
   const auto image_dims = h5::dataset_dims(root, "images", path_);
   hsize_t blob_elems = 1;
@@ -137,6 +152,24 @@ int64_t ShardReader::record_bytes(int64_t i) const {
 }
 
 void ShardReader::read(int64_t i, uint8_t* out) const {
+  if (!read_checked(i, out)) CONVOY_FAIL(mismatch(i, out));
+}
+
+bool ShardReader::intact(int64_t i, const uint8_t* data) const {
+  return checksums_.empty() ||
+         record_checksum(data, static_cast<size_t>(record_bytes(i)), label(i)) == checksums_[static_cast<size_t>(i)];
+}
+
+std::string ShardReader::mismatch(int64_t i, const uint8_t* data) const {
+  std::ostringstream os;
+  os << std::hex << "Shard " << path_ << ", record " << std::dec << i << " (key " << key(i) << ", label " << label(i)
+     << ") is damaged: its checksum is " << std::hex << checksums_[static_cast<size_t>(i)] << " but its bytes give "
+     << record_checksum(data, static_cast<size_t>(record_bytes(i)), label(i))
+     << "; copy or convert the shard again, or set data.on_error: skip to train without it";
+  return os.str();
+}
+
+bool ShardReader::read_checked(int64_t i, uint8_t* out) const {
   CONVOY_CHECK(i >= 0 && i < size(), "Record " << i << " is outside shard " << path_ << " (" << size() << " records).");
   const int64_t start = header_.encoding == Encoding::raw ? i * record_size_ : offsets_[static_cast<size_t>(i)];
   const int64_t bytes = record_bytes(i);
@@ -149,6 +182,7 @@ void ShardReader::read(int64_t i, uint8_t* out) const {
                                        << "; the shard may have been truncated or removed.");
     done += r;
   }
+  return intact(i, out);
 }
 
 std::string ShardReader::key(int64_t i) const {

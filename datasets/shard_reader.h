@@ -29,8 +29,17 @@ class ShardReader {
 
   // Bytes of record i: the JPEG file's size, or height * width * channels for raw.
   int64_t record_bytes(int64_t i) const;
-  // Copies record i into out[0, record_bytes(i)). Thread-safe; no HDF5 call.
+  // Copies record i into out[0, record_bytes(i)) and checks it against its checksum (version 2), throwing
+  // convoy::Error naming the shard, the record and its key on a mismatch. Thread-safe; no HDF5 call.
   void read(int64_t i, uint8_t* out) const;
+  // The same, but a mismatch returns false (for data.on_error: skip); I/O errors still throw.
+  bool read_checked(int64_t i, uint8_t* out) const;
+  // Whether data (record i's bytes) matches record i's checksum; true for version 1 (no checksums).
+  bool intact(int64_t i, const uint8_t* data) const;
+  // The sentence for a record whose bytes `data` do not match its checksum.
+  std::string mismatch(int64_t i, const uint8_t* data) const;
+  int64_t version() const { return version_; }
+  bool checksummed() const { return version_ >= 2; }
 
   // Source name of record i (read from the file on demand: for messages and inspection, not hot paths).
   std::string key(int64_t i) const;
@@ -42,6 +51,8 @@ class ShardReader {
   ShardHeader header_;
   std::vector<int32_t> labels_;
   std::vector<int64_t> offsets_;  // jpeg: [N + 1]
+  std::vector<uint64_t> checksums_;  // version 2: record_checksum() of each record; version 1: empty
+  int64_t version_ = 0;
   int64_t record_size_ = 0;       // raw: bytes per record
   int64_t blob_offset_ = 0;       // file offset of `images`
   int64_t blob_bytes_ = 0;

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "datasets/h5.h"
 #include "datasets/sha256.h"
+#include "datasets/shard_format.h"
 
 namespace convoy::datasets {
 
@@ -43,6 +44,7 @@ void ShardWriter::add_jpeg(const uint8_t* data, size_t bytes, int32_t label, std
   check_label(label, key);
   bytes_.insert(bytes_.end(), data, data + bytes);
   offsets_.push_back(static_cast<int64_t>(bytes_.size()));
+  checksums_.push_back(record_checksum(data, bytes, label));
   labels_.push_back(label);
   keys_.push_back(std::move(key));
 }
@@ -50,7 +52,9 @@ void ShardWriter::add_jpeg(const uint8_t* data, size_t bytes, int32_t label, std
 void ShardWriter::add_raw(const uint8_t* pixels, int32_t label, std::string key) {
   CONVOY_CHECK(header_.encoding == Encoding::raw, "add_raw() on a jpeg shard.");
   check_label(label, key);
-  bytes_.insert(bytes_.end(), pixels, pixels + header_.height * header_.width * header_.channels);
+  const size_t bytes = static_cast<size_t>(header_.height * header_.width * header_.channels);
+  bytes_.insert(bytes_.end(), pixels, pixels + bytes);
+  checksums_.push_back(record_checksum(pixels, bytes, label));
   labels_.push_back(label);
   keys_.push_back(std::move(key));
 }
@@ -81,6 +85,7 @@ ShardEntry ShardWriter::finish() {
       h5::write_dataset(root, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, {n + 1}, offsets_.data());
     }
     h5::write_dataset(root, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, labels_.data());
+    h5::write_dataset(root, "checksums", H5T_STD_U64LE, H5T_NATIVE_UINT64, {n}, checksums_.data());
     h5::write_string_dataset(root, "keys", keys_);
     CONVOY_CHECK(H5Fflush(root, H5F_SCOPE_GLOBAL) >= 0, "Cannot flush " << tmp_path_ << "; is the disk full?");
   }

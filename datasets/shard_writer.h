@@ -38,6 +38,7 @@ class ShardWriter {
   std::vector<uint8_t> bytes_;
   std::vector<int64_t> offsets_{0};
   std::vector<int32_t> labels_;
+  std::vector<uint64_t> checksums_;  // record_checksum() of each record
   std::vector<std::string> keys_;
   bool finished_ = false;
 };

@@ -15,8 +15,9 @@ packages=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libturbojpeg0-dev libopencv-imgproc-dev zlib1g-dev     # JPEG decode, resize, .gz
+  libxxhash-dev libssl-dev                               # per-record checksums, SHA-256 of shards
   dataset-fashion-mnist                                  # the quickstart's data
-  python3-h5py python3-numpy python3-pil                 # format examples and test helpers
+  python3-h5py python3-numpy python3-pil python3-xxhash  # format examples and test helpers
   python3-matplotlib                                     # the tricks table's curves
   python3-torch python3-torchvision                      # PyTorch interop tools and their tests
   slurm-wlm munge                                        # the Slurm tests

@@ -79,8 +79,11 @@ int run_inspect(const InspectArgs& a) {
     if (s.skipped_at_conversion) std::printf(", %ld files skipped at conversion", static_cast<long>(s.skipped_at_conversion));
     std::printf("\n");
     if (a.verify)
-      std::printf("    checksums: %ld of %ld shards verified\n", static_cast<long>(s.checksums_verified),
-                  static_cast<long>(s.shards));
+      std::printf("    checksums: %ld of %ld shards verified, %ld of %ld records\n", static_cast<long>(s.checksums_verified),
+                  static_cast<long>(s.shards), static_cast<long>(s.records_verified), static_cast<long>(s.records));
+    if (s.unchecked_shards)
+      std::printf("    notice: %ld shards are format version 1, without per-record checksums (convert again for them)\n",
+                  static_cast<long>(s.unchecked_shards));
     if (a.decode > 0)
       std::printf("    decoded %ld random records (width %ld-%ld, height %ld-%ld)\n", static_cast<long>(s.decoded),
                   static_cast<long>(s.min_width), static_cast<long>(s.max_width), static_cast<long>(s.min_height),

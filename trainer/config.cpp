@@ -146,6 +146,7 @@ void visit(C& c, V& v) {
   v.field("jitter", c.data.jitter);
   v.field("lighting", c.data.lighting);
   v.field("drop_last", c.data.drop_last);
+  v.field("on_error", c.data.on_error);
   v.section("train");
   v.field("epochs", c.train.epochs);
   v.field("batch_size", c.train.batch_size);
@@ -275,6 +276,8 @@ void validate(const Config& c) {
   check_range(c.data.raw_pad >= 0, c, "data.raw_pad", c.data.raw_pad, "must not be negative");
   check_range(c.data.jitter >= 0 && c.data.jitter < 1, c, "data.jitter", c.data.jitter, "must be in [0, 1)");
   check_range(c.data.lighting >= 0, c, "data.lighting", c.data.lighting, "must not be negative");
+  check_range(c.data.on_error == "fail" || c.data.on_error == "skip", c, "data.on_error", "'" + c.data.on_error + "'",
+              "must be fail (stop at a damaged record, naming it) or skip (replace it and count it)");
   // train
   const TrainConfig& t = c.train;
   check_range(t.epochs > 0, c, "train.epochs", t.epochs, "must be positive");

@@ -36,6 +36,7 @@ struct DataConfig {
   double jitter = 0.4;                  // JPEG training: brightness/contrast/saturation in [1-j, 1+j]
   double lighting = 0.1;                // JPEG training: PCA lighting noise sigma
   bool drop_last = false;               // training: drop the last partial batch instead of padding
+  std::string on_error = "fail";        // a damaged record: fail (stop, naming it) | skip (replace, count)
 };
 
 struct TrainConfig {

@@ -34,15 +34,18 @@ void Metrics::step(const StepMetrics& m) {
   char scale[64] = "";
   if (m.loss_scale > 0)
     std::snprintf(scale, sizeof scale, "  scale %.0f skipped %lld", m.loss_scale, static_cast<long long>(m.skipped_steps));
-  std::printf("epoch %lld step %lld/%lld  loss %.4f  lr %.5f%s  %.0f img/s  data %.0f%%  comm %.0f%%  eta %s\n",
+  char skipped[64] = "";
+  if (m.skipped_records > 0)
+    std::snprintf(skipped, sizeof skipped, "  skipped %lld damaged records", static_cast<long long>(m.skipped_records));
+  std::printf("epoch %lld step %lld/%lld  loss %.4f  lr %.5f%s  %.0f img/s  data %.0f%%  comm %.0f%%%s  eta %s\n",
               static_cast<long long>(m.epoch + 1), static_cast<long long>(m.step),
               static_cast<long long>(m.steps_per_epoch), m.loss, m.lr, scale, m.images_per_s, 100 * m.data_wait_share,
-              100 * m.comm_wait_share, format_duration(m.eta_s).c_str());
+              100 * m.comm_wait_share, skipped, format_duration(m.eta_s).c_str());
   std::fflush(stdout);
   nlohmann::json j = {{"type", "step"},          {"epoch", m.epoch + 1},     {"step", m.step},
                       {"global_step", m.global_step}, {"loss", m.loss},        {"lr", m.lr},
                       {"images_per_s", m.images_per_s}, {"data_wait_share", m.data_wait_share},
-                      {"comm_wait_share", m.comm_wait_share},
+                      {"comm_wait_share", m.comm_wait_share}, {"skipped_records", m.skipped_records},
                       {"elapsed_s", m.elapsed_s}};
   if (m.loss_scale > 0) j["loss_scale"] = m.loss_scale, j["skipped_steps"] = m.skipped_steps;
   std::fprintf(jsonl_, "%s\n", j.dump().c_str());
@@ -62,7 +65,7 @@ void Metrics::epoch(const EpochMetrics& m) {
   std::fflush(stdout);
   nlohmann::json j = {{"type", "epoch"},      {"epoch", m.epoch + 1},           {"train_loss", m.train_loss},
                       {"train_images_per_s", m.train_images_per_s}, {"epoch_s", m.epoch_s},
-                      {"elapsed_s", m.elapsed_s}};
+                      {"skipped_records", m.skipped_records}, {"elapsed_s", m.elapsed_s}};
   if (m.evaluated) {
     j["val_loss"] = m.val_loss;
     j["top1"] = m.top1;

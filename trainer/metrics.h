@@ -12,6 +12,7 @@ struct StepMetrics {
   double loss = 0, lr = 0, images_per_s = 0, data_wait_share = 0, comm_wait_share = 0, eta_s = 0, elapsed_s = 0;
   double loss_scale = 0;      // mixed precision's loss scale (0: none)
   int64_t skipped_steps = 0;  // steps the loss scaler skipped so far
+  int64_t skipped_records = 0;  // damaged records replaced so far in this run, all ranks (data.on_error: skip)
 };
 
 struct EpochMetrics {
@@ -20,6 +21,7 @@ struct EpochMetrics {
   bool evaluated = false;
   double val_loss = 0, top1 = 0, top5 = 0;
   int64_t val_samples = 0;
+  int64_t skipped_records = 0;  // as StepMetrics', training and evaluation together
 };
 
 class Metrics {

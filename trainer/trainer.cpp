@@ -37,6 +37,7 @@ datasets::LoaderOptions loader_options(const Config& c, bool train, int threads,
   o.lighting_std = static_cast<float>(c.data.lighting);
   o.raw_pad = c.data.raw_pad;
   o.resize_raw = c.data.resize_raw;
+  o.on_error = c.data.on_error == "skip" ? datasets::LoaderOptions::OnError::skip : datasets::LoaderOptions::OnError::fail;
   return o;
 }
 
@@ -106,6 +107,9 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   train_opts.memory = val_opts.memory = staging_memory(*backend_);
   train_data_ = std::make_unique<datasets::Loader>(train_opts);
   val_data_ = std::make_unique<datasets::Loader>(val_opts);
+  if (rank_ == 0)
+    for (const datasets::Loader* l : {train_data_.get(), val_data_.get()})
+      if (const std::string notice = l->dataset().unchecked_notice(); !notice.empty()) spdlog::info("notice: {}", notice);
   const int64_t data_classes = train_data_->dataset().num_classes();
   classes_ = cfg_.model.num_classes > 0 ? cfg_.model.num_classes : data_classes;
   CONVOY_CHECK(classes_ >= data_classes, cfg_.source << ": model.num_classes " << classes_ << " is smaller than the "
@@ -296,8 +300,8 @@ int Trainer::train(const std::string& resume) {
     // A resumed run starts mid-epoch at its checkpoint's batch, without decoding the batches before it.
     train_data_->start_epoch(state.epoch, state.step_in_epoch * k);
     struct {
-      double loss, steps, data_wait, comm_wait;
-    } window{0, 0, 0, 0};
+      double loss, steps, data_wait, comm_wait, skipped;  // skipped: this rank's damaged records so far
+    } window{0, 0, 0, 0, 0};
     struct {
       double loss, steps;
     } epoch_loss{0, 0};
@@ -351,13 +355,15 @@ int Trainer::train(const std::string& resume) {
       state.graph_step = graph_->step();
       if (state.step_in_epoch % cfg_.log.interval == 0 || state.step_in_epoch == steps) {
         window.loss = step_->take_loss_sum();
+        window.skipped = static_cast<double>(skipped_records());
         epoch_loss.loss += window.loss, epoch_loss.steps += window.steps;
-        sum_over_ranks(&window.loss, 4, "progress metrics");
+        sum_over_ranks(&window.loss, 5, "progress metrics");
         const double now = now_seconds(), span = now - window_start;
         StepMetrics m;
         m.epoch = state.epoch, m.step = state.step_in_epoch, m.steps_per_epoch = steps;
         m.global_step = state.global_step, m.loss = window.loss / window.steps, m.lr = lr;
         if (scaler_) m.loss_scale = scaler_->scale(), m.skipped_steps = scaler_->skipped();
+        m.skipped_records = static_cast<int64_t>(window.skipped);
         const double steps_in_window = window.steps / size_;
         m.images_per_s = steps_in_window * static_cast<double>(t.batch_size) / span;
         m.data_wait_share = window.data_wait / size_ / span;
@@ -367,7 +373,7 @@ int Trainer::train(const std::string& resume) {
         m.eta_s = per_step * static_cast<double>(t.epochs * steps - state.global_step);
         metrics.step(m);
         window_start = now;
-        window = {0, 0, 0, 0};
+        window = {0, 0, 0, 0, 0};
       }
       if (r.verdict.stop) {
         if (rank_ == 0)
@@ -393,6 +399,9 @@ int Trainer::train(const std::string& resume) {
       em.evaluated = true;
       em.val_loss = r.loss, em.top1 = r.top1, em.top5 = r.top5, em.val_samples = r.samples;
     }
+    double skipped = static_cast<double>(skipped_records());
+    sum_over_ranks(&skipped, 1, "skipped records");
+    em.skipped_records = static_cast<int64_t>(skipped);
     em.elapsed_s = now_seconds() - start;
     metrics.epoch(em);
     if (last || (cfg_.checkpoint.every_epochs > 0 && (state.epoch + 1) % cfg_.checkpoint.every_epochs == 0)) {

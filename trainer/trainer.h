@@ -79,6 +79,8 @@ class Trainer {
   std::optional<std::string> choose_resume(const std::string& resume);
   // Sums `values` over the ranks on the control plane (no-op on one rank).
   void sum_over_ranks(double* values, size_t n, const char* what);
+  // This rank's damaged records replaced so far (data.on_error: skip), training and evaluation.
+  int64_t skipped_records() const { return train_data_->skipped_records() + val_data_->skipped_records(); }
 
   Config cfg_;
   std::string run_dir_;

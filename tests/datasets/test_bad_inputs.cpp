@@ -141,6 +141,7 @@ TEST(BadIndex, ChecksumMismatchIsFoundByVerify) {
   ASSERT_EQ(r.problems.size(), 1u);
   EXPECT_NE(r.problems[0].find("train-00001-of-00002.h5: checksum mismatch"), std::string::npos) << r.problems[0];
   EXPECT_EQ(r.splits[0].checksums_verified, 1);
+  EXPECT_EQ(r.splits[0].records_verified, 12);  // every record matches its own checksum
 }
 
 TEST(BadIndex, RecordCountDisagreesWithShard) {
@@ -157,6 +158,8 @@ TEST(BadIndex, RecordCountDisagreesWithShard) {
 TEST(BadRecords, CorruptJpegInAShardIsAnErrorInTheLoaderAndInInspect) {
   TempDir tmp;
   const std::string dir = convert_small(tmp), shard = dir + "/train-00000-of-00002.h5";
+  // A version-1 shard (no per-record checksums, which would find the damage first): the decoder must.
+  testing::make_version_1(shard);
   // Overwrite record 1's bytes (all but its last two, the EOI marker) with zeros, in place: the shard's
   // structure stays consistent, its checksum does not.
   const auto off = read_all<int64_t>(shard, "offsets", H5T_NATIVE_INT64, 7);
@@ -176,8 +179,10 @@ TEST(BadRecords, CorruptJpegInAShardIsAnErrorInTheLoaderAndInInspect) {
   io.verify_checksums = true;
   const InspectReport r = inspect_dataset(dir, io);
   bool decode_problem = false;
-  for (const auto& p : r.problems) decode_problem |= p.find("record 1 (key") != std::string::npos;
+  for (const auto& p : r.problems) decode_problem |= p.find("Cannot decode") != std::string::npos &&
+                                                      p.find("record 1 (key") != std::string::npos;
   EXPECT_TRUE(decode_problem);
+  EXPECT_EQ(r.splits[0].unchecked_shards, 1);
 
   LoaderOptions lo;
   lo.data_dir = dir;
@@ -203,6 +208,16 @@ TEST(BadRecords, CorruptJpegInAShardIsAnErrorInTheLoaderAndInInspect) {
         }
       },
       Error);
+  // data.on_error: skip: record 2 takes its place.
+  lo.on_error = LoaderOptions::OnError::skip;
+  Loader skipping(lo);
+  skipping.start_epoch(0);
+  const Batch* first = skipping.next();
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->indices[1], 2);
+  while (skipping.next()) {
+  }
+  EXPECT_EQ(skipping.skipped_records(), 1);
 }
 
 }  // namespace

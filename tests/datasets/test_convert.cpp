@@ -291,6 +291,7 @@ TEST(H5pyExample, ReadsWhatTheConverterWrote) {
     EXPECT_EQ(j["key"], key);
     EXPECT_EQ(j["label"], data.label(g));
     EXPECT_EQ(j["class"], key.substr(0, 4));
+    EXPECT_EQ(j["intact"], true);  // h5py and python3-xxhash agree with the checksum convoy wrote
     Sha256 sha;
     sha.update(files.at(key).data(), files.at(key).size());
     EXPECT_EQ(j["sha256"], sha.hex_digest());

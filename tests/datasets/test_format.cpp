@@ -1,4 +1,5 @@
-// Shard format v1: writer -> reader round trips, index.json, checksums, and the h5py example.
+// Shard format v2: writer -> reader round trips, index.json, whole-file and per-record checksums (damage
+// found on read, naming shard, record and key), version-1 shards still read, and the h5py example.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -93,6 +94,96 @@ TEST(ShardFormat, RawRoundTrip) {
   r.read(1, got.data());
   for (size_t k = 0; k < got.size(); ++k) EXPECT_EQ(got[k], static_cast<uint8_t>(k * 3 + 1));
   EXPECT_EQ(r.label(1), 1);
+}
+
+// Three jpeg records, labels 0, 1, 2: the shard's path.
+std::string three_jpegs(const TempDir& dir) {
+  ShardHeader h;
+  h.split = "train";
+  h.num_classes = 3;
+  ShardWriter w(dir.path(), "train-00000-of-00001.h5", h);
+  for (int i = 0; i < 3; ++i) {
+    const auto j = testing::make_jpeg(32, 24, static_cast<uint32_t>(i));
+    w.add_jpeg(j.data(), j.size(), i, "c/" + std::to_string(i) + ".JPEG");
+  }
+  return dir / w.finish().name;
+}
+
+TEST(ShardIntegrity, DamagedBytesAreFoundWhenTheRecordIsRead) {
+  TempDir dir;
+  const std::string path = three_jpegs(dir);
+  int64_t second = 0;
+  {
+    ShardReader r(path);
+    EXPECT_EQ(r.version(), 2);
+    EXPECT_TRUE(r.checksummed());
+    second = r.record_bytes(0);
+  }
+  testing::damage_images(path, second + 100, 16);  // inside record 1
+  ShardReader r(path);                              // opening reads only the tables: it still opens
+  std::vector<uint8_t> buf(static_cast<size_t>(r.record_bytes(1)));
+  r.read(0, buf.data());
+  r.read(2, buf.data());
+  EXPECT_FALSE(r.read_checked(1, buf.data()));
+  try {
+    r.read(1, buf.data());
+    FAIL() << "a damaged record was read";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("Shard " + path + ", record 1 (key c/1.JPEG, label 1) is damaged"), std::string::npos)
+        << e.message();
+    EXPECT_NE(e.message().find("data.on_error: skip"), std::string::npos) << e.message();
+  }
+}
+
+TEST(ShardIntegrity, AChangedLabelIsFound) {
+  TempDir dir;
+  const std::string path = three_jpegs(dir);
+  testing::rewrite_label(path, 2, 0);  // still a valid class: only the checksum can tell
+  ShardReader r(path);
+  std::vector<uint8_t> buf(static_cast<size_t>(r.record_bytes(2)));
+  EXPECT_TRUE(r.read_checked(1, buf.data()));
+  EXPECT_FALSE(r.read_checked(2, buf.data()));
+}
+
+TEST(ShardIntegrity, RawRecordsAreChecked) {
+  TempDir dir;
+  ShardHeader h;
+  h.split = "train";
+  h.num_classes = 2;
+  h.encoding = Encoding::raw;
+  h.height = 3, h.width = 3, h.channels = 1;
+  h.mean = {0};
+  h.std = {1};
+  ShardWriter w(dir.path(), "s.h5", h);
+  std::vector<uint8_t> px(9, 7);
+  for (int i = 0; i < 4; ++i) w.add_raw(px.data(), i % 2, "r" + std::to_string(i));
+  w.finish();
+  testing::damage_images(dir / "s.h5", 3 * 9 + 4, 1);  // one byte of record 3
+  ShardReader r(dir / "s.h5");
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(r.read_checked(i, px.data())) << i;
+  EXPECT_FALSE(r.read_checked(3, px.data()));
+}
+
+TEST(ShardIntegrity, Version1ShardsStillReadWithANotice) {
+  TempDir dir;
+  const std::string path = three_jpegs(dir);
+  DatasetIndex idx;
+  idx.classes = {"a", "b", "c"};
+  idx.splits["train"].records = 3;
+  idx.splits["train"].shards.push_back(
+      {"train-00000-of-00001.h5", 3, static_cast<int64_t>(std::filesystem::file_size(path)), sha256_file(path)});
+  write_index(dir.path(), idx);
+  testing::make_version_1(path);
+  testing::damage_images(path, 50, 8);
+  ShardReader r(path);
+  EXPECT_EQ(r.version(), 1);
+  EXPECT_FALSE(r.checksummed());
+  std::vector<uint8_t> buf(static_cast<size_t>(r.record_bytes(0)));
+  EXPECT_TRUE(r.read_checked(0, buf.data()));  // no checksum: damage goes unnoticed, as the notice says
+  ShardedDataset data(dir.path(), "train");
+  EXPECT_NE(data.unchecked_notice().find("1 of 1 shards are format version 1, without per-record checksums"),
+            std::string::npos)
+      << data.unchecked_notice();
 }
 
 TEST(ShardFormat, EmptyShardIsReadable) {

@@ -277,6 +277,62 @@ TEST(Loader, StartsAnEpochMidwayWithoutDecodingTheBatchesBefore) {
 }
 
 // Batch buffers come from the memory the loader is given (a GPU backend's pinned staging memory).
+// make_raw's val split with record 5 damaged (its shard holds records 0-9, 48 bytes each).
+LoaderOptions damaged_val(const TempDir& tmp, int threads) {
+  const std::string dir = make_raw(tmp);
+  testing::damage_images(dir + "/val-00000-of-00001.h5", 5 * 48 + 10, 3);
+  LoaderOptions o;
+  o.data_dir = dir;
+  o.split = "val";
+  o.batch_size = 4;
+  o.train = false;
+  o.threads = threads;
+  return o;
+}
+
+TEST(LoaderOnError, FailStopsAtTheDamagedRecordNamingIt) {
+  TempDir tmp;
+  Loader loader(damaged_val(tmp, 2));
+  loader.start_epoch(0);
+  try {
+    while (loader.next()) {
+    }
+    FAIL() << "an epoch over a damaged record ended without an error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.message().find("val-00000-of-00001.h5, record 5 (key"), std::string::npos) << e.message();
+    EXPECT_NE(e.message().find("is damaged"), std::string::npos) << e.message();
+  }
+}
+
+TEST(LoaderOnError, SkipPutsTheNextRecordInItsPlaceAndCountsIt) {
+  TempDir tmp;
+  LoaderOptions o = damaged_val(tmp, 1);
+  o.on_error = LoaderOptions::OnError::skip;
+  Loader loader(o);
+  const EpochCopy got = read_epoch(loader, 0);
+  EXPECT_EQ(loader.skipped_records(), 1);
+  // Batch 1, slot 1 was record 5: it holds record 6, its label and its pixels.
+  EXPECT_EQ(got.indices[1][1], 6);
+  EXPECT_EQ(got.labels[1][1], 6 % 4);
+  EXPECT_EQ(got.images[1].size(), 4u * 48 * sizeof(float));
+  EXPECT_EQ(std::vector<uint8_t>(got.images[1].begin() + 48 * 4, got.images[1].begin() + 96 * 4),
+            std::vector<uint8_t>(got.images[1].begin() + 96 * 4, got.images[1].begin() + 144 * 4));
+  EXPECT_EQ(got.indices.size(), 3u);  // the epoch keeps its steps
+  // The same on another run with another thread count, shuffled training included.
+  for (const bool train : {false, true}) {
+    o.train = train;
+    o.threads = 1;
+    Loader one(o);
+    o.threads = 3;
+    Loader three(o);
+    const EpochCopy a = read_epoch(one, 1), b = read_epoch(three, 1);
+    EXPECT_EQ(a.images, b.images);
+    EXPECT_EQ(a.labels, b.labels);
+    EXPECT_EQ(a.indices, b.indices);
+    EXPECT_EQ(one.skipped_records(), 1);
+  }
+}
+
 TEST(Loader, AllocatesBatchesFromTheMemoryItIsGiven) {
   TempDir tmp;
   const std::string dir = make_raw(tmp);

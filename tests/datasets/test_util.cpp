@@ -1,8 +1,12 @@
 #include "test_util.h"
 
+#include <fcntl.h>
+#include <hdf5.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -94,6 +98,51 @@ std::vector<uint8_t> make_jpeg(int width, int height, uint32_t seed, JpegKind ki
     }
   }
   return {};
+}
+
+namespace {
+hid_t open_rw(const std::string& shard) {
+  const hid_t f = H5Fopen(shard.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  if (f < 0) throw std::runtime_error("cannot open " + shard + " for writing");
+  return f;
+}
+}  // namespace
+
+void damage_images(const std::string& shard, int64_t at, int64_t count) {
+  const hid_t f = H5Fopen(shard.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t d = H5Dopen2(f, "images", H5P_DEFAULT);
+  const haddr_t offset = H5Dget_offset(d);
+  H5Dclose(d);
+  H5Fclose(f);
+  if (offset == HADDR_UNDEF) throw std::runtime_error(shard + ": `images` has no offset");
+  const int fd = ::open(shard.c_str(), O_RDWR);
+  std::vector<uint8_t> bytes(static_cast<size_t>(count));
+  const off_t where = static_cast<off_t>(offset) + at;
+  if (fd < 0 || ::pread(fd, bytes.data(), bytes.size(), where) != count) throw std::runtime_error("cannot read " + shard);
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(~b);
+  if (::pwrite(fd, bytes.data(), bytes.size(), where) != count) throw std::runtime_error("cannot write " + shard);
+  ::close(fd);
+}
+
+void rewrite_label(const std::string& shard, int64_t record, int32_t label) {
+  const hid_t f = open_rw(shard);
+  const hid_t d = H5Dopen2(f, "labels", H5P_DEFAULT);
+  const hid_t space = H5Dget_space(d);
+  const hsize_t start = static_cast<hsize_t>(record), one = 1;
+  H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &one, nullptr);
+  const hid_t mem = H5Screate_simple(1, &one, nullptr);
+  const herr_t status = H5Dwrite(d, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, &label);
+  H5Sclose(mem), H5Sclose(space), H5Dclose(d), H5Fclose(f);
+  if (status < 0) throw std::runtime_error("cannot rewrite a label of " + shard);
+}
+
+void make_version_1(const std::string& shard) {
+  const hid_t f = open_rw(shard);
+  const int64_t one = 1;
+  const hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+  const herr_t status = std::min(H5Awrite(a, H5T_NATIVE_INT64, &one), H5Ldelete(f, "checksums", H5P_DEFAULT));
+  H5Aclose(a), H5Fclose(f);
+  if (status < 0) throw std::runtime_error("cannot make " + shard + " version 1");
 }
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {

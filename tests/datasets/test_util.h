@@ -33,6 +33,13 @@ std::vector<uint8_t> encode_jpeg(const std::vector<uint8_t>& pixels, int width, 
                                  int quality = 90, bool progressive = false, bool subsample = true);
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
+// Damage after conversion, as a disk or a copy makes it: inverts `count` bytes of a shard's `images`
+// starting at its byte `at`, in place (found with HDF5's H5Dget_offset, written with pwrite).
+void damage_images(const std::string& shard, int64_t at, int64_t count);
+// Rewrites label `record` of a shard to `label` (HDF5, in place).
+void rewrite_label(const std::string& shard, int64_t record, int32_t label);
+// Turns a version-2 shard into version 1: drops `checksums`, sets the version attribute to 1.
+void make_version_1(const std::string& shard);
 std::vector<uint8_t> read_file(const std::string& path);
 
 // IDX files as MNIST ships them (optionally gzipped).
