@@ -1,7 +1,9 @@
 #include "comm/agreement.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "comm/staging.h"
 #include "ops/math/elementwise.h"
@@ -64,6 +66,42 @@ void broadcast_buffers(Communicator& data, ops::Graph& graph) {
 static uint64_t arena_hash(ops::Graph& graph, const ops::Arena& arena) {
   const ops::Tensor host = ops::to_host(graph.backend(), arena.flat());
   return hash_bytes(host.data(), host.bytes());
+}
+
+void check_weights_agree(Communicator& control, ops::Graph& graph, int64_t step) {
+  const ops::Tensor host = ops::to_host(graph.backend(), graph.params().flat());
+  const auto& entries = graph.param_layout().entries();
+  std::vector<uint64_t> mine;
+  for (const auto& e : entries) mine.push_back(hash_bytes(static_cast<const char*>(host.data()) + e.offset, e.bytes));
+  const size_t n = static_cast<size_t>(control.size()), k = mine.size();
+  uint64_t total = hash_bytes(mine.data(), k * 8);
+  std::vector<uint64_t> totals(n);
+  control
+      .all_gather(host_bytes(&total, 8), host_bytes(totals.data(), n * 8), fingerprint("weight agreement", 0, 8),
+                  "weight agreement")
+      ->wait();
+  if (std::all_of(totals.begin(), totals.end(), [&](uint64_t t) { return t == totals[0]; })) return;
+  std::vector<uint64_t> all(n * k);  // rank r's tensor i at r * k + i
+  control
+      .all_gather(host_bytes(mine.data(), k * 8), host_bytes(all.data(), n * k * 8),
+                  fingerprint("weight agreement per tensor", 1, k * 8), "weight agreement per tensor")
+      ->wait();
+  std::vector<int> ranks;
+  size_t first = k, differing = 0;
+  for (size_t i = 0; i < k; ++i) {
+    bool any = false;
+    for (size_t r = 1; r < n; ++r) any = any || all[r * k + i] != all[i];
+    if (any) differing += 1, first = std::min(first, i);
+  }
+  for (size_t r = 1; r < n; ++r)
+    if (totals[r] != totals[0]) ranks.push_back(static_cast<int>(r));
+  std::ostringstream os;
+  os << "step " << step << ": the ranks' weights drifted apart: " << rank_list(ranks) << " hold" << (ranks.size() == 1 ? "s" : "") << " parameters that differ from rank 0's (the first differing tensor: "
+     << (first < k ? entries[first].name : std::string("none")) << "; " << differing << " of " << k
+     << " tensors differ). Every rank applies the same averaged gradients, so this is a fault (memory, a "
+        "non-deterministic kernel or collective, a bug); the job stops. Checkpoints hold rank 0's weights: "
+        "restart with --resume auto";
+  CONVOY_FAIL(os.str());
 }
 
 void check_startup_agreement(Communicator& control, const std::string& config_hash, ops::Graph& graph) {

@@ -1,6 +1,10 @@
 #include "common/error.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <atomic>
 
@@ -36,6 +40,13 @@ const std::string& host_name() {
     return std::string(buf);
   }();
   return name;
+}
+
+void exit_after_error() {
+  if (auto logger = spdlog::default_logger()) logger->flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(1);
 }
 
 namespace detail {

@@ -28,6 +28,12 @@ void set_error_rank(int rank);
 int error_rank();
 const std::string& host_name();
 
+// Ends the process with status 1 after an error was reported: flushes stdout, stderr and the log, then
+// _Exit, skipping static destructors and atexit handlers. HDF5 1.10's own atexit handler crashes
+// (H5F__close_cb) on a file whose write failed, such as a checkpoint on a disk that filled up; every
+// file convoy writes is complete under its final name or not there at all, so nothing is lost.
+[[noreturn]] void exit_after_error();
+
 namespace detail {
 [[noreturn]] void fail(const char* file, int line, const char* expr, const std::string& message);
 }  // namespace detail

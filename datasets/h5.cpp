@@ -7,7 +7,11 @@ namespace {
 
 herr_t innermost(unsigned, const H5E_error2_t* e, void* out) {
   auto* s = static_cast<std::string*>(out);
-  if (s->empty() && e->desc) *s = e->desc;
+  if (s->empty() && e->desc) {
+    *s = e->desc;
+    for (char& c : *s)  // HDF5's write-failure text spans lines; a message is one line
+      if (c == '\n') c = ' ';
+  }
   return 0;
 }
 

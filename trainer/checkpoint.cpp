@@ -1,10 +1,13 @@
 #include "trainer/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "common/error.h"
@@ -72,12 +75,84 @@ std::vector<std::string> CheckpointStore::list() const {
   return files;
 }
 
+void CheckpointStore::check_writable(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  CONVOY_CHECK(!ec, what << " " << dir << " cannot be created: " << ec.message()
+                         << "; nothing was trained: choose another --out");
+  const std::string probe = (fs::path(dir) / (".convoy-write-test-" + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err = errno;
+  CONVOY_CHECK(fd >= 0, what << " " << dir << " is not writable (" << std::strerror(err)
+                             << "): its checkpoints could not be saved; nothing was trained: choose another --out");
+  const bool ok = ::write(fd, "convoy", 6) == 6 && ::fsync(fd) == 0;
+  const int werr = errno;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  CONVOY_CHECK(ok, what << " " << dir << " does not take writes (" << std::strerror(werr)
+                        << "); nothing was trained: choose another --out");
+}
+
+uint64_t CheckpointStore::checkpoint_bytes(const ops::Graph& graph) {
+  uint64_t bytes = 1 << 20;  // attributes, the config, HDF5's own structures
+  for (const ops::ArenaLayout* layout : {&graph.param_layout(), &graph.param_layout(), &graph.buffer_layout()})
+    for (const auto& e : layout->entries())  // stored as fp32, or int64 (counters)
+      bytes += static_cast<uint64_t>(e.shape.numel()) * (e.dtype == ops::DType::i64 ? 8 : 4) + 4096;
+  return bytes;
+}
+
+namespace {
+
+// Free bytes for an unprivileged writer on the file system holding `dir`.
+uint64_t free_bytes(const std::string& dir) {
+  struct statvfs st {};
+  CONVOY_CHECK(::statvfs(dir.c_str(), &st) == 0, "cannot query the free space of " << dir << ": " << std::strerror(errno));
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+std::string megabytes(uint64_t bytes) { return std::to_string((bytes + 999999) / 1000000) + " MB"; }
+
+}  // namespace
+
 std::string CheckpointStore::save(const ops::Graph& graph, const ops::Arena& momentum, const TrainingState& s,
                                   const std::string& config_yaml) const {
   fs::create_directories(dir_);
   char name[64];
   std::snprintf(name, sizeof name, "checkpoint-%010lld.h5", static_cast<long long>(s.global_step));
   const std::string final_path = (fs::path(dir_) / name).string(), tmp = final_path + ".tmp";
+  // A writer killed mid-save leaves its temporary file; only rank 0 writes, so none is in use now.
+  for (const auto& de : fs::directory_iterator(dir_)) {
+    const std::string n = de.path().filename().string();
+    if (n.starts_with("checkpoint-") && n.ends_with(".h5.tmp")) fs::remove(de.path());
+  }
+  const uint64_t need = checkpoint_bytes(graph), have = free_bytes(dir_);
+  CONVOY_CHECK(have >= need, "not enough space for the checkpoint " << final_path << ": it needs about "
+                                                                    << megabytes(need) << " and " << dir_ << " has "
+                                                                    << megabytes(have)
+                                                                    << " free; the previous checkpoints are intact. "
+                                                                       "Free some space, lower checkpoint.keep, or "
+                                                                       "train into another --out");
+  try {
+    write_checkpoint_file(graph, momentum, s, config_yaml, tmp);
+    fsync_path(tmp, false);
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    CONVOY_FAIL("cannot write the checkpoint " << final_path << " (" << megabytes(need) << "; " << megabytes(free_bytes(dir_))
+                                               << " free in " << dir_ << " now): "
+                                               << (dynamic_cast<const Error*>(&e) ? static_cast<const Error&>(e).message()
+                                                                                   : std::string(e.what()))
+                                               << "; the previous checkpoints are intact");
+  }
+  fs::rename(tmp, final_path);
+  fsync_path(dir_, true);
+  auto files = list();
+  for (size_t i = static_cast<size_t>(keep_); i < files.size(); ++i) fs::remove(files[i]);
+  return final_path;
+}
+
+void CheckpointStore::write_checkpoint_file(const ops::Graph& graph, const ops::Arena& momentum, const TrainingState& s,
+                                            const std::string& config_yaml, const std::string& tmp) {
   datasets::Sha256 sha;
   {
     Handle f = datasets::h5::create_file(tmp);
@@ -117,12 +192,6 @@ std::string CheckpointStore::save(const ops::Graph& graph, const ops::Arena& mom
     write_string_attribute(f.get(), "sha256", sha.hex_digest());
     CONVOY_CHECK(H5Fflush(f.get(), H5F_SCOPE_GLOBAL) >= 0, "cannot flush " << tmp << ": is the disk full?");
   }
-  fsync_path(tmp, false);
-  fs::rename(tmp, final_path);
-  fsync_path(dir_, true);
-  auto files = list();
-  for (size_t i = static_cast<size_t>(keep_); i < files.size(); ++i) fs::remove(files[i]);
-  return final_path;
 }
 
 std::optional<std::string> CheckpointStore::newest_valid(const std::function<void(const std::string&)>& warn) const {

@@ -41,15 +41,25 @@ class CheckpointStore {
   // Checkpoints live in `dir` as checkpoint-<global step>.h5; the newest `keep` are kept.
   CheckpointStore(std::string dir, int keep);
   const std::string& dir() const { return dir_; }
-  // Writes atomically, then removes all but the newest `keep`; returns the path.
+  // Writes atomically, then removes all but the newest `keep`; returns the path. Refuses before writing
+  // when the file system lacks the space the checkpoint needs, and on a failed write (a disk that filled
+  // meanwhile) removes its temporary file: either way the previous checkpoints are left as they were and
+  // the error names the path and the space. Leftover temporary files of killed writers are removed.
   std::string save(const ops::Graph& graph, const ops::Arena& momentum, const TrainingState& state,
                    const std::string& config_yaml) const;
+  // Refuses a folder where checkpoints cannot be written (read-only, no permission), naming it and why:
+  // creates it and writes, syncs and removes a probe file. `what` names the folder's role.
+  static void check_writable(const std::string& dir, const std::string& what);
+  // About how many bytes save() writes for this graph (parameters, buffers, momentum, attributes).
+  static uint64_t checkpoint_bytes(const ops::Graph& graph);
   // Checkpoint files, newest first.
   std::vector<std::string> list() const;
   // The newest checkpoint that verifies; damaged ones are reported through `warn` and passed over.
   std::optional<std::string> newest_valid(const std::function<void(const std::string&)>& warn) const;
 
  private:
+  static void write_checkpoint_file(const ops::Graph& graph, const ops::Arena& momentum, const TrainingState& state,
+                                    const std::string& config_yaml, const std::string& tmp);
   std::string dir_;
   int keep_;
 };

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/stop.h"
+#include "trainer/checkpoint.h"
 #include "trainer/commands.h"
 #include "trainer/trainer.h"
 
@@ -27,8 +28,9 @@ int run_train(const TrainArgs& a, const comm::World& world) {
   Config cfg = load_config(a.config, a.overrides);
   cfg.validate_for_world(world.size());
   const std::string dir = run_dir_for(a);
-  if (world.rank() == 0) {
-    std::filesystem::create_directories(dir);
+  if (world.rank() == 0) {  // refused before anything starts: a run that cannot save would lose its work
+    CheckpointStore::check_writable(dir, "the run directory");
+    CheckpointStore::check_writable(dir + "/checkpoints", "the checkpoint directory");
     std::ofstream out(dir + "/config.yaml");
     out << "# resolved from " << a.config << (a.overrides.empty() ? "" : " with --set overrides") << "\n"
         << cfg.to_yaml();

@@ -180,6 +180,7 @@ void visit(C& c, V& v) {
   v.field("every_epochs", c.eval.every_epochs);
   v.section("checkpoint");
   v.field("every_epochs", c.checkpoint.every_epochs);
+  v.field("every_steps", c.checkpoint.every_steps);
   v.field("keep", c.checkpoint.keep);
   v.section("comm");
   v.field("timeout_s", c.comm.timeout_s);
@@ -189,6 +190,7 @@ void visit(C& c, V& v) {
   v.field("backend", c.comm.backend);
   v.field("check", c.comm.check);
   v.field("algorithm", c.comm.algorithm);
+  v.field("verify_every", c.comm.verify_every);
   v.section("log");
   v.field("interval", c.log.interval);
   v.end();
@@ -324,6 +326,8 @@ void validate(const Config& c) {
   check_range(c.checkpoint.every_epochs >= 0, c, "checkpoint.every_epochs", c.checkpoint.every_epochs,
               "must not be negative");
   check_range(c.checkpoint.keep >= 1, c, "checkpoint.keep", c.checkpoint.keep, "must be at least 1");
+  check_range(c.checkpoint.every_steps >= 0, c, "checkpoint.every_steps", c.checkpoint.every_steps,
+              "must not be negative (0: only at epoch ends)");
   check_range(c.comm.timeout_s > 0, c, "comm.timeout_s", c.comm.timeout_s, "must be positive");
   check_range(c.comm.bucket_mb > 0, c, "comm.bucket_mb", c.comm.bucket_mb, "must be positive");
   check_range(c.comm.first_bucket_mb > 0, c, "comm.first_bucket_mb", c.comm.first_bucket_mb, "must be positive");
@@ -335,6 +339,8 @@ void validate(const Config& c) {
               "must be step or collective");
   check_range(c.comm.algorithm == "flat" || c.comm.algorithm == "hierarchical", c, "comm.algorithm",
               "'" + c.comm.algorithm + "'", "must be flat or hierarchical");
+  check_range(c.comm.verify_every >= 0, c, "comm.verify_every", c.comm.verify_every,
+              "must not be negative (0: never compare the ranks' weights)");
   check_range(c.log.interval > 0, c, "log.interval", c.log.interval, "must be positive");
 }
 

@@ -76,6 +76,7 @@ struct EvalConfig {
 
 struct CheckpointConfig {
   int64_t every_epochs = 1;
+  int64_t every_steps = 0;              // also every N optimizer steps (long epochs); 0: off
   int keep = 3;                         // the newest K are kept
 };
 
@@ -87,6 +88,7 @@ struct CommConfig {
   std::string backend = "auto";         // auto | mpi | nccl: the data plane (auto: nccl on cuda, mpi otherwise)
   std::string check = "step";           // step: one vote per step compares the collectives; collective: each one
   std::string algorithm = "flat";       // flat | hierarchical (MPI: reduce in the node, all-reduce the leaders)
+  int64_t verify_every = 1000;          // steps between checks that every rank's weights are equal; 0: never
 };
 
 struct LogConfig {

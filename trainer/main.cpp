@@ -31,11 +31,8 @@ int main(int argc, char** argv) {
   convoy::set_up_logging(-1, verbose);
   try {
     return action ? action() : 0;
-  } catch (const convoy::Error& e) {
-    std::fprintf(stderr, "convoy: error: %s\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "convoy: error: %s\n", e.what());
-    return 1;
+    convoy::exit_after_error();
   }
 }

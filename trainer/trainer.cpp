@@ -305,6 +305,7 @@ int Trainer::train(const std::string& resume) {
     struct {
       double loss, steps;
     } epoch_loss{0, 0};
+    bool save_at_epoch_end = false;
     double window_start = now_seconds();
     auto fetch = [&]() -> DeviceBatch* {
       const double w0 = now_seconds();
@@ -352,6 +353,14 @@ int Trainer::train(const std::string& resume) {
       }
       window.steps += 1, window.comm_wait += r.comm_wait_s;
       ++state.step_in_epoch, ++state.global_step, ++steps_this_run;
+      if (control_ && size_ > 1 && cfg_.comm.verify_every > 0 && state.global_step % cfg_.comm.verify_every == 0)
+        comm::check_weights_agree(*control_, *graph_, state.global_step);
+      if (cfg_.checkpoint.every_steps > 0 && state.global_step % cfg_.checkpoint.every_steps == 0 && !r.verdict.stop) {
+        if (state.step_in_epoch < steps)
+          save_checkpoint(state);
+        else
+          save_at_epoch_end = true;  // the epoch's last step: saved as the epoch's end, below
+      }
       state.graph_step = graph_->step();
       if (state.step_in_epoch % cfg_.log.interval == 0 || state.step_in_epoch == steps) {
         window.loss = step_->take_loss_sum();
@@ -404,7 +413,8 @@ int Trainer::train(const std::string& resume) {
     em.skipped_records = static_cast<int64_t>(skipped);
     em.elapsed_s = now_seconds() - start;
     metrics.epoch(em);
-    if (last || (cfg_.checkpoint.every_epochs > 0 && (state.epoch + 1) % cfg_.checkpoint.every_epochs == 0)) {
+    if (last || save_at_epoch_end ||
+        (cfg_.checkpoint.every_epochs > 0 && (state.epoch + 1) % cfg_.checkpoint.every_epochs == 0)) {
       TrainingState done = state;
       done.epoch += 1, done.step_in_epoch = 0;
       if (data_) comm::broadcast_buffers(*data_, *graph_);  // all ranks hold what rank 0 saves
@@ -433,9 +443,8 @@ int run_with_world(const std::function<int(const comm::World&)>& body) {
       // Peers may be gone or blocked in a collective: MPI_Finalize would wait for them forever. Give the
       // other ranks a moment to print their own diagnosis before the launcher tears the job down.
       std::this_thread::sleep_for(std::chrono::seconds(1));
-      std::_Exit(1);
     }
-    return 1;
+    exit_after_error();
   }
 }
 

@@ -389,5 +389,33 @@ TEST(Agreement, MismatchesNameTheRanks) {
   }
 }
 
+TEST(Agreement, DriftedWeightsNameTheRanksAndTheFirstTensor) {
+  comm::World& w = *g_world;
+  if (w.size() < 2) GTEST_SKIP() << "needs two ranks";
+  auto backend = ops::make_cpu_backend(1);
+  auto g = ops::make_model("lenet5");
+  g->setup(backend.get(), ops::Shape{1, 28, 28, 1});
+  g->init_params(5);
+  auto c = comm::make_mpi_communicator(w, comm::plane_options("control", 30));
+  comm::check_weights_agree(*c, *g, 1000);  // equal weights: no throw
+  // Rank 1's fc2.bias and fc3.weight drift by one ulp.
+  for (const char* name : {"fc3.weight", "fc2.bias"}) {
+    ops::Tensor t = g->read(name);
+    if (w.rank() == 1) {
+      float* p = static_cast<float*>(t.data());
+      p[0] = std::nextafter(p[0], 1e30f);
+    }
+    g->write(name, t);
+  }
+  try {
+    comm::check_weights_agree(*c, *g, 2000);
+    FAIL() << "weights that differ went unnoticed";
+  } catch (const Error& e) {
+    const std::string m = e.message();
+    EXPECT_NE(m.find("step 2000: the ranks' weights drifted apart: rank 1 holds parameters"), std::string::npos) << m;
+    EXPECT_NE(m.find("the first differing tensor: fc2.bias; 2 of 10 tensors differ"), std::string::npos) << m;
+  }
+}
+
 }  // namespace
 }  // namespace convoy::test

@@ -2,8 +2,9 @@
 # Damage between conversion and training, the way a new user met it: 4 KB of inverted bytes in the middle
 # of a converted Fashion-MNIST training shard. `convoy train` must stop at the first damaged record it
 # reads, naming the shard, the record and its key; with data.on_error: skip, 2 ranks train the whole
-# epoch (the same steps on both), every damaged record is replaced and counted in the progress line and
-# metrics.jsonl; `convoy inspect --verify` lists them. Usage: cli_damaged_shard.sh CONVOY_BINARY
+# epoch (the same steps on both, their weights compared every 20 steps), every damaged record is
+# replaced and counted in the progress line and metrics.jsonl; `convoy inspect --verify` lists them.
+# Usage: cli_damaged_shard.sh CONVOY_BINARY
 set -euo pipefail
 convoy=$1
 src=/usr/share/datasets/fashion-mnist
@@ -53,7 +54,7 @@ grep -Eq "train-00002-of-00006.h5, record [0-9]+ \(key train-images-idx3-ubyte.g
 # on_error: skip, 2 ranks: the epoch completes with the same steps, every damaged record counted.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun -np 2 --oversubscribe --bind-to none "$convoy" train --config "$out/train.yaml" --out "$out/skip" \
-  --set data.on_error=skip > "$out/skip.log" 2>&1 || { cat "$out/skip.log"; fail "training with on_error: skip failed"; }
+  --set data.on_error=skip --set comm.verify_every=20 > "$out/skip.log" 2>&1 || { cat "$out/skip.log"; fail "training with on_error: skip failed"; }
 grep -q "skipped $damaged damaged records" "$out/skip.log" || { cat "$out/skip.log"; fail "no count of $damaged in the progress line"; }
 [[ $(grep -c "warning: skipped shard" "$out/skip.log") -eq $damaged ]] || fail "not one warning per damaged record"
 grep '"type":"epoch"' "$out/skip/metrics.jsonl" | grep -q "\"skipped_records\":$damaged," || fail "metrics.jsonl lacks the count"

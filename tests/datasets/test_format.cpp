@@ -121,12 +121,13 @@ TEST(ShardIntegrity, DamagedBytesAreFoundWhenTheRecordIsRead) {
   }
   testing::damage_images(path, second + 100, 16);  // inside record 1
   ShardReader r(path);                              // opening reads only the tables: it still opens
-  std::vector<uint8_t> buf(static_cast<size_t>(r.record_bytes(1)));
-  r.read(0, buf.data());
-  r.read(2, buf.data());
-  EXPECT_FALSE(r.read_checked(1, buf.data()));
+  std::vector<uint8_t> buf;
+  auto sized = [&](int64_t i) { return buf.resize(static_cast<size_t>(r.record_bytes(i))), buf.data(); };
+  r.read(0, sized(0));
+  r.read(2, sized(2));
+  EXPECT_FALSE(r.read_checked(1, sized(1)));
   try {
-    r.read(1, buf.data());
+    r.read(1, sized(1));
     FAIL() << "a damaged record was read";
   } catch (const Error& e) {
     EXPECT_NE(e.message().find("Shard " + path + ", record 1 (key c/1.JPEG, label 1) is damaged"), std::string::npos)
@@ -140,9 +141,9 @@ TEST(ShardIntegrity, AChangedLabelIsFound) {
   const std::string path = three_jpegs(dir);
   testing::rewrite_label(path, 2, 0);  // still a valid class: only the checksum can tell
   ShardReader r(path);
-  std::vector<uint8_t> buf(static_cast<size_t>(r.record_bytes(2)));
-  EXPECT_TRUE(r.read_checked(1, buf.data()));
-  EXPECT_FALSE(r.read_checked(2, buf.data()));
+  std::vector<uint8_t> one(static_cast<size_t>(r.record_bytes(1))), two(static_cast<size_t>(r.record_bytes(2)));
+  EXPECT_TRUE(r.read_checked(1, one.data()));
+  EXPECT_FALSE(r.read_checked(2, two.data()));
 }
 
 TEST(ShardIntegrity, RawRecordsAreChecked) {

@@ -10,7 +10,7 @@ cfg=$(small_config)
 steps=25
 set +e
 mpirun -np 2 "$CONVOY" train --config "$cfg" --out "$WORK/two" --stop-at-step $steps --timeline "$WORK/tl" \
-  --set train.device="$device" > "$WORK/two.log" 2>&1
+  --set train.device="$device" --set comm.verify_every=1 > "$WORK/two.log" 2>&1
 two=$?
 "$CONVOY" train --config "$cfg" --out "$WORK/one" --stop-at-step $steps --set train.device="$device" > "$WORK/one.log" 2>&1
 one=$?

@@ -81,6 +81,7 @@ TEST(Config, OutOfRangeValuesAreNamed) {
                         Case{"comm.backend=gloo", "comm.backend must be auto, mpi or nccl, got 'gloo'"},
                         Case{"comm.check=never", "comm.check must be step or collective, got 'never'"},
                         Case{"comm.algorithm=ring", "comm.algorithm must be flat or hierarchical, got 'ring'"},
+                        Case{"comm.verify_every=-1", "comm.verify_every must not be negative"},
                         Case{"data.on_error=ignore", "data.on_error must be fail (stop at a damaged record, naming it) or skip"},
                         Case{"train.loss_scale_init=0.5", "train.loss_scale_init must be in [1, 2^24]"},
                         Case{"train.loss_scale_window=0", "train.loss_scale_window must be at least 1"},
