@@ -1,6 +1,33 @@
 #include "datasets/h5.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
 #include "common/error.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CONVOY_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONVOY_SANITIZED 1
+#endif
+#endif
+#ifndef CONVOY_SANITIZED
+#define CONVOY_SANITIZED 0
+#endif
+#if CONVOY_SANITIZED
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 namespace convoy::datasets::h5 {
 namespace {
@@ -230,6 +257,93 @@ std::string read_string_element(hid_t loc, const std::string& name, hsize_t i, c
       ftype.get(),
       [&](hid_t mtype, void* buf) { return H5Dread(d.get(), mtype, mspace.get(), fspace.get(), H5P_DEFAULT, buf) >= 0; },
       "`" + name + "`[" + std::to_string(i) + "] of " + file);
+}
+
+}  // namespace convoy::datasets::h5
+
+namespace convoy::datasets::h5 {
+
+std::string contain(const std::string& file, const std::function<std::string()>& read) {
+  static const double limit_s = [] {
+    const char* env = std::getenv("CONVOY_HDF5_TIMEOUT_S");
+    return env && std::atof(env) > 0 ? std::atof(env) : 60.0;
+  }();
+  int fds[2];
+  CONVOY_CHECK(::pipe2(fds, O_CLOEXEC) == 0, "cannot create a pipe to check " << file << ": " << std::strerror(errno));
+  std::fflush(nullptr);  // the child must not flush this process's buffered output a second time
+  const pid_t pid = ::fork();
+  CONVOY_CHECK(pid >= 0, "cannot fork to check " << file << ": " << std::strerror(errno));
+  if (pid == 0) {  // the child: read, report an error's message, never return into the caller
+    ::close(fds[0]);
+    // A crash must end the child by its signal, whatever handlers this process installed (a sanitizer's,
+    // a fuzzer's): that is how the parent tells a crash from an error.
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);
+#if CONVOY_SANITIZED
+    // Under a sanitizer (tests, fuzzing) its report on HDF5's memory errors ends the child too, without
+    // the death callback a fuzzer registered (which would record the contained crash as its own).
+    __sanitizer_set_death_callback(nullptr);
+#endif
+    int code = 0;
+    std::string message;
+    try {
+      message = read();  // the result, sent to the parent
+    } catch (const Error& e) {
+      message = e.message(), code = 2;
+    } catch (const std::exception& e) {
+      message = e.what(), code = 2;
+    }
+    for (size_t done = 0; done < message.size();) {
+      const ssize_t n = ::write(fds[1], message.data() + done, message.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::_exit(code);
+  }
+  ::close(fds[1]);
+  std::string message;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
+  bool timed_out = false;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the child closed its end: it is exiting
+    message.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  CONVOY_CHECK(!timed_out, file << ": HDF5 did not finish reading it within " << limit_s
+                                << " s (HDF5 1.10 loops forever on some damaged files): the file is damaged; copy "
+                                   "or convert it again");
+  if (WIFSIGNALED(status))
+    CONVOY_FAIL(file << ": HDF5 crashed reading it (" << strsignal(WTERMSIG(status))
+                     << "): the file is damaged or not a convoy file; copy or convert it again");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 2) CONVOY_FAIL(message);
+  CONVOY_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               file << ": the process checking it ended with status " << status);
+  return message;
+}
+
+}  // namespace convoy::datasets::h5
+
+namespace convoy::datasets::h5 {
+
+void Bytes::copy(void* out, size_t n) {
+  CONVOY_CHECK(at_ + n <= s_.size(), "internal: a contained read returned " << s_.size() << " bytes, fewer than expected");
+  if (n) std::memcpy(out, s_.data() + at_, n);
+  at_ += n;
 }
 
 }  // namespace convoy::datasets::h5

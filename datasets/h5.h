@@ -7,6 +7,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,5 +66,38 @@ std::vector<hsize_t> dataset_dims(hid_t loc, const std::string& name, const std:
 void read_dataset(hid_t loc, const std::string& name, hid_t mem_type, void* out, const std::string& file);
 // Element `i` of a 1-D string dataset (fixed or variable length).
 std::string read_string_element(hid_t loc, const std::string& name, hsize_t i, const std::string& file);
+
+// Runs `read` (HDF5 calls on `file`, a file from outside) in a forked child process and returns what it
+// returned (bytes: the caller serializes its result). Throws convoy::Error naming the file when HDF5
+// crashes there, does not finish within the time limit, or `read` throws (its message). HDF5 1.10
+// crashes, reads wild memory and loops forever on some damaged files (tools/fuzz.sh found all three);
+// its memory errors make it behave differently from one process to the next, so this process never
+// runs HDF5 on such a file itself. The limit is 60 s, or CONVOY_HDF5_TIMEOUT_S. Only the calling
+// thread exists in the child: `read` must not use thread pools (OpenMP, oneDNN) or locks other threads
+// may hold.
+std::string contain(const std::string& file, const std::function<std::string()>& read);
+
+// Appends and reads back plain values, vectors of them and strings: contain()'s results.
+class Bytes {
+ public:
+  template <typename T>
+  void put(const T& v) { s_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  template <typename T>
+  void put(const std::vector<T>& v) { put(v.size()), s_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)); }
+  void put(const std::string& v) { put(v.size()), s_.append(v); }
+  std::string take() { return std::move(s_); }
+
+  explicit Bytes(std::string s = {}) : s_(std::move(s)) {}
+  template <typename T>
+  void get(T& v) { copy(&v, sizeof v); }
+  template <typename T>
+  void get(std::vector<T>& v) { size_t n = 0; get(n); v.resize(n); copy(v.data(), n * sizeof(T)); }
+  void get(std::string& v) { size_t n = 0; get(n); v.resize(n); copy(v.data(), n); }
+
+ private:
+  void copy(void* out, size_t n);
+  std::string s_;
+  size_t at_ = 0;
+};
 
 }  // namespace convoy::datasets::h5

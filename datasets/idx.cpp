@@ -46,12 +46,13 @@ std::vector<int64_t> idx_dims(const std::vector<uint8_t>& data, const std::strin
   const size_t ndims = data[3];
   CONVOY_CHECK(ndims >= 1 && data.size() >= 4 + 4 * ndims, path << " has a truncated IDX header.");
   std::vector<int64_t> dims;
-  int64_t total = 1;
+  uint64_t total = 1;  // stops growing past the file's size, so it cannot overflow (found by fuzz_idx)
   for (size_t i = 0; i < ndims; ++i) {
     dims.push_back(be32(data.data() + 4 + 4 * i));
-    total *= dims.back();
+    const uint64_t d = static_cast<uint64_t>(dims.back()), cap = uint64_t{1} << 48;
+    total = d != 0 && total > cap / d ? cap : total * d;
   }
-  const size_t expected = 4 + 4 * ndims + static_cast<size_t>(total);
+  const uint64_t expected = 4 + 4 * ndims + total;
   CONVOY_CHECK(data.size() == expected, path << " should hold " << expected << " bytes for its dimensions but holds "
                                              << data.size() << "; the file is truncated or damaged.");
   return dims;

@@ -1,5 +1,7 @@
 #include "datasets/index.h"
 
+#include <type_traits>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -57,6 +59,12 @@ template <typename T>
 T field(const json& j, const char* key, const std::string& where) {
   CONVOY_CHECK(j.is_object() && j.contains(key), where << " has no field \"" << key
                                                        << "\"; the index is damaged: convert the data again.");
+  // nlohmann converts a floating-point number to an integer with a cast, undefined out of range
+  // (fuzz_index found 5.6e83): integers must be written as integers.
+  if constexpr (std::is_integral_v<T>)
+    CONVOY_CHECK(j.at(key).is_number_integer(), where << ": field \"" << key << "\" must be an integer, not "
+                                                      << j.at(key).dump().substr(0, 40)
+                                                      << "; the index is damaged: convert the data again.");
   try {
     return j.at(key).get<T>();
   } catch (const json::exception& e) {

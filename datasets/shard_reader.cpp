@@ -54,6 +54,30 @@ uint64_t record_checksum(const uint8_t* data, size_t bytes, int32_t label) {
 }
 
 ShardReader::ShardReader(std::string path) : path_(std::move(path)) {
+  // The file comes from outside: HDF5 reads it in a child process (h5::contain), which sends the tables.
+  h5::Bytes got(h5::contain(path_, [this] {
+    read_tables();
+    h5::Bytes b;
+    b.put(version_), b.put(header_.split), b.put(header_.num_classes), b.put(header_.encoding);
+    b.put(header_.height), b.put(header_.width), b.put(header_.channels), b.put(header_.mean), b.put(header_.std);
+    b.put(labels_), b.put(offsets_), b.put(checksums_), b.put(record_size_), b.put(blob_offset_), b.put(blob_bytes_);
+    return b.take();
+  }));
+  got.get(version_), got.get(header_.split), got.get(header_.num_classes), got.get(header_.encoding);
+  got.get(header_.height), got.get(header_.width), got.get(header_.channels), got.get(header_.mean), got.get(header_.std);
+  got.get(labels_), got.get(offsets_), got.get(checksums_), got.get(record_size_), got.get(blob_offset_), got.get(blob_bytes_);
+  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  CONVOY_CHECK(fd_ >= 0, "Cannot open " << path_ << ": " << std::strerror(errno)
+                                        << (errno == EMFILE ? " (raise the open-file limit with `ulimit -n`)" : "")
+                                        << ".");
+  struct stat st {};
+  ::fstat(fd_, &st);
+  CONVOY_CHECK(blob_offset_ + blob_bytes_ <= st.st_size,
+               path_ << " is truncated: `images` ends at byte " << blob_offset_ + blob_bytes_ << " but the file has "
+                     << st.st_size << " bytes; copy the shard again.");
+}
+
+void ShardReader::read_tables() {
   h5::Handle file = h5::open_file_readonly(path_);
   const hid_t root = file.get();
   header_ = read_header(root, path_, version_);
@@ -128,18 +152,6 @@ ShardReader::ShardReader(std::string path) : path_(std::move(path)) {
     CONVOY_CHECK(offset != HADDR_UNDEF, path_ << ": `images` has no storage in the file; " << kRedo << ".");
     blob_offset_ = static_cast<int64_t>(offset);
   }
-  images.reset();
-  file.reset();
-
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  CONVOY_CHECK(fd_ >= 0, "Cannot open " << path_ << ": " << std::strerror(errno)
-                                        << (errno == EMFILE ? " (raise the open-file limit with `ulimit -n`)" : "")
-                                        << ".");
-  struct stat st {};
-  ::fstat(fd_, &st);
-  CONVOY_CHECK(blob_offset_ + blob_bytes_ <= st.st_size,
-               path_ << " is truncated: `images` ends at byte " << blob_offset_ + blob_bytes_ << " but the file has "
-                     << st.st_size << " bytes; copy the shard again.");
 }
 
 ShardReader::~ShardReader() {
@@ -186,10 +198,14 @@ bool ShardReader::read_checked(int64_t i, uint8_t* out) const {
 }
 
 std::string ShardReader::key(int64_t i) const {
-  try {
-    h5::Handle file = h5::open_file_readonly(path_);
-    return h5::read_string_element(file.get(), "keys", static_cast<hsize_t>(i), path_);
+  if (keys_unreadable_.load()) return "unreadable";
+  try {  // for messages only: a process per call costs nothing that matters
+    return h5::contain(path_, [&] {
+      h5::Handle file = h5::open_file_readonly(path_);
+      return h5::read_string_element(file.get(), "keys", static_cast<hsize_t>(i), path_);
+    });
   } catch (const Error&) {
+    keys_unreadable_.store(true);  // one wait for a key that HDF5 cannot read, not one per message
     return "unreadable";
   }
 }

@@ -4,6 +4,7 @@
 // HDF5 global lock) on the per-sample path, and any number of threads may read at once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,12 +48,14 @@ class ShardReader {
   std::string where(int64_t i) const;
 
  private:
+  void read_tables();  // every HDF5 read of the constructor
   std::string path_;
   ShardHeader header_;
   std::vector<int32_t> labels_;
   std::vector<int64_t> offsets_;  // jpeg: [N + 1]
   std::vector<uint64_t> checksums_;  // version 2: record_checksum() of each record; version 1: empty
   int64_t version_ = 0;
+  mutable std::atomic<bool> keys_unreadable_{false};
   int64_t record_size_ = 0;       // raw: bytes per record
   int64_t blob_offset_ = 0;       // file offset of `images`
   int64_t blob_bytes_ = 0;

@@ -22,6 +22,7 @@ packages=(
   python3-torch python3-torchvision                      # PyTorch interop tools and their tests
   slurm-wlm munge                                        # the Slurm tests
   iproute2                                               # emulated nodes (ip netns, tc)
+  clang libclang-rt-14-dev                               # libFuzzer (tools/fuzz.sh)
   libtcmalloc-minimal4                                   # the PyTorch comparison runs with it
 )
 missing=()

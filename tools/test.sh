@@ -20,3 +20,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVOY_SAN
 ninja -C build-asan test_datasets
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
   ctest --test-dir build-asan -R datasets --output-on-failure --timeout 900
+
+# The parsers of outside input under libFuzzer, a few hundred runs each from their corpora (fuzz/README.md;
+# long runs: tools/fuzz.sh SECONDS).
+tools/fuzz.sh --runs 500

@@ -272,6 +272,18 @@ CheckpointContents read_and_verify(const std::string& path, Handle& f) {
   return c;
 }
 
+// Every HDF5 read of load_groups, without the import into the arenas: what a contained child process
+// runs (the backend's thread pools do not survive a fork).
+void read_groups(hid_t f, const std::string& path, const ops::Graph& graph, bool momentum) {
+  const auto& params = graph.param_layout();
+  for (size_t i = 0; i < params.entries().size(); ++i) {
+    read_entry(f, "params", params.entry(i), path);
+    if (momentum) read_entry(f, "momentum", params.entry(i), path);
+  }
+  for (size_t i = 0; i < graph.buffer_layout().entries().size(); ++i)
+    read_entry(f, "buffers", graph.buffer_layout().entry(i), path);
+}
+
 void load_groups(hid_t f, const std::string& path, ops::Graph& graph, const ops::Arena* momentum) {
   const auto& params = graph.param_layout();
   for (size_t i = 0; i < params.entries().size(); ++i) {
@@ -285,12 +297,25 @@ void load_groups(hid_t f, const std::string& path, ops::Graph& graph, const ops:
 
 }  // namespace
 
+// Checkpoints and weight files may come from anywhere (a copy, a download): HDF5 reads each first in a
+// child process (datasets::h5::contain), which turns its crashes and endless loops into errors.
 CheckpointContents verify_checkpoint(const std::string& path) {
-  Handle f;
-  return read_and_verify(path, f);
+  auto read = [&] {
+    Handle f;
+    return read_and_verify(path, f);
+  };
+  datasets::h5::contain(path, [&] { return read(), std::string(); });
+  return read();
 }
 
 CheckpointContents load_checkpoint(const std::string& path, ops::Graph& graph, const ops::Arena* momentum) {
+  datasets::h5::contain(path, [&] {
+    Handle f;
+    const CheckpointContents c = read_and_verify(path, f);
+    CONVOY_CHECK(c.model == graph.name(), path << " holds a " << c.model << ", not a " << graph.name());
+    read_groups(f.get(), path, graph, momentum != nullptr);
+    return std::string();
+  });
   Handle f;
   CheckpointContents c = read_and_verify(path, f);
   CONVOY_CHECK(c.model == graph.name(), path << " holds a " << c.model << ", not a " << graph.name());
@@ -299,6 +324,16 @@ CheckpointContents load_checkpoint(const std::string& path, ops::Graph& graph, c
 }
 
 void load_weights(const std::string& path, ops::Graph& graph) {
+  datasets::h5::contain(path, [&] {
+    Handle f;
+    try {
+      f = datasets::h5::open_file_readonly(path);
+    } catch (const Error&) {
+      CONVOY_FAIL(path << " cannot be opened as HDF5 (model.init_from): check the path");
+    }
+    read_groups(f.get(), path, graph, false);
+    return std::string();
+  });
   Handle f;
   try {
     f = datasets::h5::open_file_readonly(path);
@@ -310,6 +345,14 @@ void load_weights(const std::string& path, ops::Graph& graph) {
 
 void load_any_weights(const std::string& path, ops::Graph& graph) {
   bool checkpoint = false;
+  datasets::h5::contain(path, [&] {
+    try {  // only a crash matters here; the messages come from the reads below
+      Handle f = datasets::h5::open_file_readonly(path);
+      (void)datasets::h5::has_attribute(f.get(), "format");
+    } catch (const Error&) {
+    }
+    return std::string();
+  });
   {
     Handle f;
     try {

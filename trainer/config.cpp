@@ -48,6 +48,8 @@ class Section {
     std::string known;
     for (const auto& k : seen_) known += (known.empty() ? "" : ", ") + k;
     for (auto it = node_.begin(); it != node_.end(); ++it) {
+      if (!it->first.IsScalar()) fail(it->first, "a key in " + (path_.empty() ? std::string("the config") : path_) +
+                                                     " must be a plain name, not a list or a mapping");
       std::string key = it->first.as<std::string>();
       if (seen_.count(key)) continue;
       std::string full = where(key);
@@ -362,7 +364,11 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   Config c;
   c.source = source;
   Reader reader(root, source, overridden);
-  visit(c, reader);
+  try {
+    visit(c, reader);
+  } catch (const YAML::Exception& e) {  // a node yaml-cpp cannot convert (a mapping as a key: fuzz_config)
+    CONVOY_FAIL(source << ":" << e.mark.line + 1 << ": " << e.msg << " (a key or value of a kind the config does not take)");
+  }
   validate(c);
   return c;
 }

@@ -1,6 +1,10 @@
 // Config parsing and validation: every error names the key and the file before any training starts.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "common/error.h"
 #include "ops/models/zoo.h"
 #include "tests/trainer/fixtures.h"
@@ -177,6 +181,31 @@ TEST(Config, ShippedConfigsBuildTheirModelAndDataPlan) {
     EXPECT_NEAR(lr.peak(), c.train.base_lr * static_cast<double>(c.train.batch_size) / 256, 1e-12) << name;
     EXPECT_NEAR(lr.at(lr.total_iterations() - 1), 0, lr.peak() * 0.01) << name;
   }
+}
+
+}  // namespace
+}  // namespace convoy::trainer
+
+namespace convoy::trainer {
+namespace {
+
+// Configs the fuzzer found (tools/fuzz.sh config): each is refused with convoy::Error, file and line.
+TEST(Config, FuzzedInputsAreRefusedWithTheFileAndLine) {
+  const std::filesystem::path dir = std::filesystem::path(CONVOY_SOURCE_DIR) / "tests/data/fuzz/config";
+  int n = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(f.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      parse_config(text.str(), "fuzzed.yaml");
+      ADD_FAILURE() << f.path() << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.message().rfind("fuzzed.yaml:", 0), 0u) << e.message();
+    }
+    ++n;
+  }
+  EXPECT_GE(n, 1);
 }
 
 }  // namespace
