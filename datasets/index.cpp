@@ -75,6 +75,10 @@ T field(const json& j, const char* key, const std::string& where) {
 
 }  // namespace
 
+namespace {
+DatasetIndex parse_index(const nlohmann::json& j, const std::string& path);
+}  // namespace
+
 DatasetIndex read_index(const std::string& dir) {
   const std::string path = (std::filesystem::path(dir) / kIndexFile).string();
   std::ifstream in(path);
@@ -86,6 +90,16 @@ DatasetIndex read_index(const std::string& dir) {
   } catch (const json::exception& e) {
     CONVOY_FAIL(path << " is not valid JSON (" << e.what() << "); convert the data again.");
   }
+  try {
+    return parse_index(j, path);
+  } catch (const json::exception& e) {  // a value of the wrong kind where no field<> check looks (fuzz_index)
+    CONVOY_FAIL(path << " is damaged (" << e.what() << "); convert the data again.");
+  }
+}
+
+namespace {
+
+DatasetIndex parse_index(const json& j, const std::string& path) {
   CONVOY_CHECK(j.is_object() && j.value("format", "") == "convoy-index",
                path << " is not a convoy index (its \"format\" is not \"convoy-index\").");
   const int64_t version = field<int64_t>(j, "version", path);
@@ -135,6 +149,8 @@ DatasetIndex read_index(const std::string& dir) {
   }
   return index;
 }
+
+}  // namespace
 
 void write_index(const std::string& dir, const DatasetIndex& index) {
   json splits = json::object();
