@@ -272,27 +272,30 @@ CheckpointContents read_and_verify(const std::string& path, Handle& f) {
   return c;
 }
 
-// Every HDF5 read of load_groups, without the import into the arenas: what a contained child process
-// runs (the backend's thread pools do not survive a fork).
-void read_groups(hid_t f, const std::string& path, const ops::Graph& graph, bool momentum) {
+// Reads /params, /momentum (when given) and /buffers by the graph's layout into its arenas. With
+// import = false it only reads: what a contained child process runs (the backend's thread pools do not
+// survive a fork).
+void load_groups(hid_t f, const std::string& path, ops::Graph& graph, const ops::Arena* momentum,
+                 bool import = true) {
+  auto put = [&](const ops::Arena& arena, size_t i, ops::Tensor t) {
+    if (import) graph.import_entry(arena, i, std::move(t));
+  };
   const auto& params = graph.param_layout();
   for (size_t i = 0; i < params.entries().size(); ++i) {
-    read_entry(f, "params", params.entry(i), path);
-    if (momentum) read_entry(f, "momentum", params.entry(i), path);
-  }
-  for (size_t i = 0; i < graph.buffer_layout().entries().size(); ++i)
-    read_entry(f, "buffers", graph.buffer_layout().entry(i), path);
-}
-
-void load_groups(hid_t f, const std::string& path, ops::Graph& graph, const ops::Arena* momentum) {
-  const auto& params = graph.param_layout();
-  for (size_t i = 0; i < params.entries().size(); ++i) {
-    graph.import_entry(graph.params(), i, read_entry(f, "params", params.entry(i), path));
-    if (momentum) graph.import_entry(*momentum, i, read_entry(f, "momentum", params.entry(i), path));
+    put(graph.params(), i, read_entry(f, "params", params.entry(i), path));
+    if (momentum) put(*momentum, i, read_entry(f, "momentum", params.entry(i), path));
   }
   const auto& buffers = graph.buffer_layout();
   for (size_t i = 0; i < buffers.entries().size(); ++i)
-    graph.import_entry(graph.buffers(), i, read_entry(f, "buffers", buffers.entry(i), path));
+    put(graph.buffers(), i, read_entry(f, "buffers", buffers.entry(i), path));
+}
+
+Handle open_weights(const std::string& path) {
+  try {
+    return datasets::h5::open_file_readonly(path);
+  } catch (const Error&) {
+    CONVOY_FAIL(path << " cannot be opened as HDF5 (model.init_from): check the path");
+  }
 }
 
 }  // namespace
@@ -313,7 +316,7 @@ CheckpointContents load_checkpoint(const std::string& path, ops::Graph& graph, c
     Handle f;
     const CheckpointContents c = read_and_verify(path, f);
     CONVOY_CHECK(c.model == graph.name(), path << " holds a " << c.model << ", not a " << graph.name());
-    read_groups(f.get(), path, graph, momentum != nullptr);
+    load_groups(f.get(), path, graph, momentum, false);
     return std::string();
   });
   Handle f;
@@ -325,22 +328,10 @@ CheckpointContents load_checkpoint(const std::string& path, ops::Graph& graph, c
 
 void load_weights(const std::string& path, ops::Graph& graph) {
   datasets::h5::contain(path, [&] {
-    Handle f;
-    try {
-      f = datasets::h5::open_file_readonly(path);
-    } catch (const Error&) {
-      CONVOY_FAIL(path << " cannot be opened as HDF5 (model.init_from): check the path");
-    }
-    read_groups(f.get(), path, graph, false);
+    load_groups(open_weights(path).get(), path, graph, nullptr, false);
     return std::string();
   });
-  Handle f;
-  try {
-    f = datasets::h5::open_file_readonly(path);
-  } catch (const Error&) {
-    CONVOY_FAIL(path << " cannot be opened as HDF5 (model.init_from): check the path");
-  }
-  load_groups(f.get(), path, graph, nullptr);
+  load_groups(open_weights(path).get(), path, graph, nullptr);
 }
 
 void load_any_weights(const std::string& path, ops::Graph& graph) {
