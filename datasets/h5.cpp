@@ -313,11 +313,13 @@ std::string contain(const std::string& file, const std::function<std::string()>&
     const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;
-    char buf[4096];
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    // Read straight into the result, 1 MB at a time: a checkpoint's tensors come back this way.
+    const size_t at = message.size();
+    message.resize(at + (1 << 20));
+    const ssize_t n = ::read(fds[0], message.data() + at, 1 << 20);
+    message.resize(at + static_cast<size_t>(std::max<ssize_t>(n, 0)));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the child closed its end: it is exiting
-    message.append(buf, static_cast<size_t>(n));
   }
   ::close(fds[0]);
   if (timed_out) ::kill(pid, SIGKILL);

@@ -85,6 +85,7 @@ class Bytes {
   template <typename T>
   void put(const std::vector<T>& v) { put(v.size()), s_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T)); }
   void put(const std::string& v) { put(v.size()), s_.append(v); }
+  void put_raw(const void* p, size_t n) { s_.append(static_cast<const char*>(p), n); }
   std::string take() { return std::move(s_); }
 
   explicit Bytes(std::string s = {}) : s_(std::move(s)) {}
@@ -93,6 +94,7 @@ class Bytes {
   template <typename T>
   void get(std::vector<T>& v) { size_t n = 0; get(n); v.resize(n); copy(v.data(), n * sizeof(T)); }
   void get(std::string& v) { size_t n = 0; get(n); v.resize(n); copy(v.data(), n); }
+  void get_raw(void* out, size_t n) { copy(out, n); }
 
  private:
   void copy(void* out, size_t n);

@@ -272,22 +272,45 @@ CheckpointContents read_and_verify(const std::string& path, Handle& f) {
   return c;
 }
 
-// Reads /params, /momentum (when given) and /buffers by the graph's layout into its arenas. With
-// import = false it only reads: what a contained child process runs (the backend's thread pools do not
-// survive a fork).
-void load_groups(hid_t f, const std::string& path, ops::Graph& graph, const ops::Arena* momentum,
-                 bool import = true) {
-  auto put = [&](const ops::Arena& arena, size_t i, ops::Tensor t) {
-    if (import) graph.import_entry(arena, i, std::move(t));
-  };
+// Visits /params, /momentum (when given) and /buffers in the graph's layout order: the order the contained
+// child reads and ships the tensors in, and the order this process imports them in.
+template <typename F>  // f(group, arena, index, entry)
+void for_each_entry(ops::Graph& graph, const ops::Arena* momentum, F f) {
   const auto& params = graph.param_layout();
   for (size_t i = 0; i < params.entries().size(); ++i) {
-    put(graph.params(), i, read_entry(f, "params", params.entry(i), path));
-    if (momentum) put(*momentum, i, read_entry(f, "momentum", params.entry(i), path));
+    f("params", graph.params(), i, params.entry(i));
+    if (momentum) f("momentum", *momentum, i, params.entry(i));
   }
   const auto& buffers = graph.buffer_layout();
-  for (size_t i = 0; i < buffers.entries().size(); ++i)
-    put(graph.buffers(), i, read_entry(f, "buffers", buffers.entry(i), path));
+  for (size_t i = 0; i < buffers.entries().size(); ++i) f("buffers", graph.buffers(), i, buffers.entry(i));
+}
+
+// In the child: reads every entry the graph has (checking name and shape) and appends its bytes.
+void ship_groups(hid_t f, const std::string& path, ops::Graph& graph, const ops::Arena* momentum,
+                 datasets::h5::Bytes& out) {
+  for_each_entry(graph, momentum, [&](const char* group, const ops::Arena&, size_t, const ops::ArenaEntry& e) {
+    const ops::Tensor t = read_entry(f, group, e, path);
+    out.put_raw(t.data(), t.bytes());
+  });
+}
+
+// In this process: imports what ship_groups sent.
+void import_groups(datasets::h5::Bytes& in, ops::Graph& graph, const ops::Arena* momentum) {
+  for_each_entry(graph, momentum, [&](const char*, const ops::Arena& arena, size_t i, const ops::ArenaEntry& e) {
+    ops::Tensor t = ops::Tensor::zeros_host(e.shape, e.dtype);
+    in.get_raw(t.data(), t.bytes());
+    graph.import_entry(arena, i, std::move(t));
+  });
+}
+
+void put_contents(datasets::h5::Bytes& out, const CheckpointContents& c) {
+  out.put(c.state), out.put(c.config_yaml), out.put(c.model), out.put(c.path);
+}
+
+CheckpointContents get_contents(datasets::h5::Bytes& in) {
+  CheckpointContents c;
+  in.get(c.state), in.get(c.config_yaml), in.get(c.model), in.get(c.path);
+  return c;
 }
 
 Handle open_weights(const std::string& path) {
@@ -298,65 +321,74 @@ Handle open_weights(const std::string& path) {
   }
 }
 
+// The child's part of load_checkpoint: verifies, checks the model, ships the state and the tensors.
+void ship_checkpoint(const std::string& path, ops::Graph& graph, const ops::Arena* momentum,
+                     datasets::h5::Bytes& out) {
+  Handle f;
+  const CheckpointContents c = read_and_verify(path, f);
+  CONVOY_CHECK(c.model == graph.name(), path << " holds a " << c.model << ", not a " << graph.name());
+  put_contents(out, c);
+  ship_groups(f.get(), path, graph, momentum, out);
+}
+
 }  // namespace
 
-// Checkpoints and weight files may come from anywhere (a copy, a download): HDF5 reads each first in a
-// child process (datasets::h5::contain), which turns its crashes and endless loops into errors.
+// Checkpoints and weight files may come from anywhere (a copy, a download): HDF5 reads them only in a
+// child process (datasets::h5::contain), which turns its crashes and endless loops into errors and
+// ships back what it read. This process never runs HDF5 on them, so HDF5's memory errors on a damaged
+// file (which differ from one process to the next) cannot reach it.
 CheckpointContents verify_checkpoint(const std::string& path) {
-  auto read = [&] {
+  datasets::h5::Bytes in(datasets::h5::contain(path, [&] {
     Handle f;
-    return read_and_verify(path, f);
-  };
-  datasets::h5::contain(path, [&] { return read(), std::string(); });
-  return read();
+    datasets::h5::Bytes out;
+    put_contents(out, read_and_verify(path, f));
+    return out.take();
+  }));
+  return get_contents(in);
 }
 
 CheckpointContents load_checkpoint(const std::string& path, ops::Graph& graph, const ops::Arena* momentum) {
-  datasets::h5::contain(path, [&] {
-    Handle f;
-    const CheckpointContents c = read_and_verify(path, f);
-    CONVOY_CHECK(c.model == graph.name(), path << " holds a " << c.model << ", not a " << graph.name());
-    load_groups(f.get(), path, graph, momentum, false);
-    return std::string();
-  });
-  Handle f;
-  CheckpointContents c = read_and_verify(path, f);
-  CONVOY_CHECK(c.model == graph.name(), path << " holds a " << c.model << ", not a " << graph.name());
-  load_groups(f.get(), path, graph, momentum);
+  datasets::h5::Bytes in(datasets::h5::contain(path, [&] {
+    datasets::h5::Bytes out;
+    ship_checkpoint(path, graph, momentum, out);
+    return out.take();
+  }));
+  CheckpointContents c = get_contents(in);
+  import_groups(in, graph, momentum);
   return c;
 }
 
 void load_weights(const std::string& path, ops::Graph& graph) {
-  datasets::h5::contain(path, [&] {
-    load_groups(open_weights(path).get(), path, graph, nullptr, false);
-    return std::string();
-  });
-  load_groups(open_weights(path).get(), path, graph, nullptr);
+  datasets::h5::Bytes in(datasets::h5::contain(path, [&] {
+    datasets::h5::Bytes out;
+    ship_groups(open_weights(path).get(), path, graph, nullptr, out);
+    return out.take();
+  }));
+  import_groups(in, graph, nullptr);
 }
 
 void load_any_weights(const std::string& path, ops::Graph& graph) {
-  bool checkpoint = false;
-  datasets::h5::contain(path, [&] {
-    try {  // only a crash matters here; the messages come from the reads below
-      Handle f = datasets::h5::open_file_readonly(path);
-      (void)datasets::h5::has_attribute(f.get(), "format");
-    } catch (const Error&) {
-    }
-    return std::string();
-  });
-  {
+  datasets::h5::Bytes in(datasets::h5::contain(path, [&] {
     Handle f;
     try {
       f = datasets::h5::open_file_readonly(path);
     } catch (const Error&) {
       CONVOY_FAIL(path << " cannot be opened as HDF5: check the path");
     }
-    checkpoint = datasets::h5::has_attribute(f.get(), "format");
-  }
-  if (checkpoint)
-    load_checkpoint(path, graph, nullptr);
-  else
-    load_weights(path, graph);
+    datasets::h5::Bytes out;
+    const bool checkpoint = datasets::h5::has_attribute(f.get(), "format");
+    f.reset();
+    out.put(checkpoint);
+    if (checkpoint)
+      ship_checkpoint(path, graph, nullptr, out);
+    else
+      ship_groups(open_weights(path).get(), path, graph, nullptr, out);
+    return out.take();
+  }));
+  bool checkpoint = false;
+  in.get(checkpoint);
+  if (checkpoint) (void)get_contents(in);
+  import_groups(in, graph, nullptr);
 }
 
 }  // namespace convoy::trainer
