@@ -4,67 +4,11 @@
 # checkpoints, requeues itself and completes from the checkpoint; launch/scaling.sh --on slurm runs
 # its sizes as sbatch jobs and convoy report reads them.
 source "$(dirname "$0")/common.sh"
-command -v slurmctld >/dev/null || fail "slurm-wlm is not installed (tools/setup.sh installs it)"
-host=$(hostname)
-state=$WORK/slurm
-mkdir -p "$state/slurmd" "$state/state"
-
-# munge: the key, then the daemon (left running: other tests or users may share it).
-if [[ ! -f /etc/munge/munge.key ]]; then mungekey -c; fi
-chown -R munge: /etc/munge; mkdir -p /run/munge; chown munge: /run/munge
-pgrep -x munged >/dev/null || runuser -u munge -- munged
-
-cat > "$state/slurm.conf" <<CONF
-ClusterName=convoytest
-SlurmctldHost=$host
-AuthType=auth/munge
-# A requeued job waits cred_expire seconds before it may start again (default 120).
-AuthInfo=cred_expire=10
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SlurmctldPidFile=$state/slurmctld.pid
-SlurmdPidFile=$state/slurmd.pid
-SlurmdSpoolDir=$state/slurmd
-StateSaveLocation=$state/state
-SlurmctldPort=16817
-SlurmdPort=16818
-SlurmUser=root
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-MpiDefault=none
-SlurmctldLogFile=$state/slurmctld.log
-SlurmdLogFile=$state/slurmd.log
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-NodeName=$host CPUs=$(nproc) RealMemory=4000 State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
-CONF
-export SLURM_CONF=$state/slurm.conf
-stop_slurm() {
-  for f in "$state/slurmctld.pid" "$state/slurmd.pid"; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
-  sleep 1
-  rm -rf "$WORK"
-}
-trap stop_slurm EXIT
-slurmctld
-slurmd
-for _ in $(seq 60); do sinfo -h -o %t 2>/dev/null | grep -q idle && break; sleep 1; done
-sinfo -h -o %t | grep -q idle || { cat "$state"/*.log; fail "the Slurm node never became idle"; }
-
+source "$(dirname "$0")/slurm_common.sh"
+start_slurm
 fashion_mnist
 cfg=$(small_config)
 export CONVOY
-# Waits for a job to leave the queue for good (requeued jobs come back as pending first).
-wait_job() {
-  for _ in $(seq "$2"); do
-    squeue -h -j "$1" 2>/dev/null | grep -q . || return 0
-    sleep 1
-  done
-  squeue; fail "job $1 did not finish"
-}
-
 # 1. One epoch on 2 tasks.
 job=$(CONVOY_RUN_DIR=$WORK/run1 sbatch --parsable -n 2 -o "$WORK/job1.out" -D "$WORK" "$SRC/launch/slurm/train.sbatch" "$cfg")
 wait_job "$job" 300
