@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -264,10 +265,14 @@ std::string read_string_element(hid_t loc, const std::string& name, hsize_t i, c
 namespace convoy::datasets::h5 {
 
 std::string contain(const std::string& file, const std::function<std::string()>& read) {
-  static const double limit_s = [] {
+  static const double base_s = [] {
     const char* env = std::getenv("CONVOY_HDF5_TIMEOUT_S");
     return env && std::atof(env) > 0 ? std::atof(env) : 60.0;
   }();
+  // A large checkpoint on slow storage (a 1 GB VGG-16 checkpoint is read twice: hashed, then shipped)
+  // takes longer than a shard's tables: 1 s more per 20 MB of file.
+  struct stat st {};
+  const double limit_s = base_s + (::stat(file.c_str(), &st) == 0 ? static_cast<double>(st.st_size) / 20e6 : 0.0);
   int fds[2];
   CONVOY_CHECK(::pipe2(fds, O_CLOEXEC) == 0, "cannot create a pipe to check " << file << ": " << std::strerror(errno));
   std::fflush(nullptr);  // the child must not flush this process's buffered output a second time

@@ -72,9 +72,9 @@ std::string read_string_element(hid_t loc, const std::string& name, hsize_t i, c
 // crashes there, does not finish within the time limit, or `read` throws (its message). HDF5 1.10
 // crashes, reads wild memory and loops forever on some damaged files (tools/fuzz.sh found all three);
 // its memory errors make it behave differently from one process to the next, so this process never
-// runs HDF5 on such a file itself. The limit is 60 s, or CONVOY_HDF5_TIMEOUT_S. Only the calling
-// thread exists in the child: `read` must not use thread pools (OpenMP, oneDNN) or locks other threads
-// may hold.
+// runs HDF5 on such a file itself. The limit is 60 s (or CONVOY_HDF5_TIMEOUT_S) plus 1 s per 20 MB of
+// the file. Only the calling thread exists in the child: `read` must not use thread pools (OpenMP,
+// oneDNN) or locks other threads may hold.
 std::string contain(const std::string& file, const std::function<std::string()>& read);
 
 // Appends and reads back plain values, vectors of them and strings: contain()'s results.
