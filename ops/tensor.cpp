@@ -61,7 +61,9 @@ void Shape::push_back(int64_t d) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<size_t>(i)];
+  for (int i = 0; i < rank_; ++i)
+    CONVOY_CHECK(!__builtin_mul_overflow(n, dims_[static_cast<size_t>(i)], &n),
+                 "a shape of " << str() << " has more elements than 64 bits count");
   return n;
 }
 

@@ -227,6 +227,7 @@ CheckpointContents read_and_verify(const std::string& path, Handle& f) {
   const int64_t version = int_attr(f.get(), "version", path);
   CONVOY_CHECK(version == kVersion,
                path << " is checkpoint format version " << version << "; this convoy reads version " << kVersion);
+  const uint64_t file_bytes = fs::file_size(path);
   datasets::Sha256 sha;
   for (const char* group : kGroups) {
     CONVOY_CHECK(has_object(f.get(), group), path << " has no /" << group << " group: the file is damaged");
@@ -242,6 +243,13 @@ CheckpointContents read_and_verify(const std::string& path, Handle& f) {
       Handle d = open_dataset(g.get(), name, path);
       Handle type(H5Dget_type(d.get()));
       const bool integer = H5Tget_class(type.get()) == H5T_INTEGER;
+      // The shape comes from the file: before allocating, its size must fit in 64 bits and in the file
+      // (convoy writes every dataset contiguous and uncompressed). fuzz_checkpoint found 2^58 x 84.
+      uint64_t bytes = integer ? 8 : 4;
+      for (hsize_t dim : dims)
+        CONVOY_CHECK(!__builtin_mul_overflow(bytes, dim, &bytes) && bytes <= file_bytes,
+                     path << ": /" << group << "/" << name << " claims a shape of more than the file's "
+                          << file_bytes << " bytes: the file is damaged");
       ops::Tensor t = ops::Tensor::zeros_host(ops::Shape(dims.begin(), dims.end()), integer ? ops::DType::i64
                                                                                             : ops::DType::f32);
       CONVOY_CHECK(H5Dread(d.get(), integer ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,

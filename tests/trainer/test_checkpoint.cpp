@@ -7,6 +7,7 @@
 
 #include <hdf5.h>
 
+#include "datasets/h5.h"
 #include "tests/trainer/fixtures.h"
 #include "trainer/checkpoint.h"
 #include "trainer/trainer.h"
@@ -107,6 +108,36 @@ TEST(Checkpoint, DamagedAndTruncatedFilesAreRecognizedAndPassedOver) {
   fs::resize_file(files[1], fs::file_size(files[1]) / 3);
   EXPECT_THROW(verify_checkpoint(files[1]), Error);
   EXPECT_FALSE(t.checkpoints().newest_valid([](const std::string&) {}));
+}
+
+// A dataset whose shape claims more than the file holds (fuzz_checkpoint found 2^58 + 1 x 84, whose
+// element count overflows int64: UB before the fix) is an error naming the file and the dataset, before
+// anything is allocated. Chunked storage lets such a dataset exist in a small file.
+TEST(Checkpoint, AShapeLargerThanTheFileIsAnError) {
+  const std::string path = test::temp_dir("huge") + "/checkpoint-0000000001.h5";
+  for (hsize_t rows : {(hsize_t{1} << 58) + 1, hsize_t{1} << 30}) {
+    {
+      datasets::h5::Handle file = datasets::h5::create_file(path);
+      const hid_t f = file.get();
+      datasets::h5::write_string_attribute(f, "format", "convoy-checkpoint");
+      datasets::h5::write_int_attribute(f, "version", 1);
+      hid_t g = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      const hsize_t dims[2] = {rows, 84}, chunk[2] = {1, 84};
+      hid_t space = H5Screate_simple(2, dims, nullptr), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+      H5Pset_chunk(dcpl, 2, chunk);
+      hid_t d = H5Dcreate2(g, "fc1.weight", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+      ASSERT_GE(d, 0);
+      H5Dclose(d);
+      H5Pclose(dcpl), H5Sclose(space), H5Gclose(g);
+    }
+    try {
+      verify_checkpoint(path);
+      FAIL() << "a shape of " << rows << " x 84 was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find(path + ": /params/fc1.weight claims a shape of more than the file's"), std::string::npos)
+          << e.message();
+    }
+  }
 }
 
 TEST(Checkpoint, OnlyTheNewestKAreKept) {
