@@ -52,8 +52,17 @@ for t in "${targets[@]}"; do
   fi
   rm -rf "$new"
   contained=$(grep -o "contained HDF5 crashes: [0-9]*, hangs: [0-9]*" "$log" | head -1 || true)
-  echo "fuzz $t: $runs executions, $crashes crashes, $hangs hangs, $ooms out-of-memory${contained:+ ($contained)}" \
-       "(exit $rc; log $log)"
-  ((rc == 0 && crashes + hangs + ooms == 0)) || bad=1
+  # A contained child's sanitizer report is HDF5's only if its first frame past the interceptors and the
+  # C/C++ runtime is in libhdf5; any other is a bug in convoy's code that the containment hid (as
+  # 2^58 x 84 overflowing Shape::numel in the checkpoint child was): a finding.
+  ours=$(awk '/ERROR: AddressSanitizer|ERROR: UndefinedBehaviorSanitizer|: runtime error: / { open = 1; next }
+    open && /^ *#[0-9]+ 0x/ {
+      if ($0 ~ /libhdf5/) { open = 0; next }
+      if ($0 ~ /\(\/[^ ]*fuzz_[a-z]+\+0x[0-9a-f]+\)/ || $0 ~ /lib(c|stdc\+\+|gcc_s)\.so|ld-linux/) next
+      n++; open = 0; if (!first) first = $0 }
+    END { print n + 0; if (first) print first > "/dev/stderr" }' "$log")
+  echo "fuzz $t: $runs executions, $crashes crashes, $hangs hangs, $ooms out-of-memory${contained:+ ($contained)}," \
+       "$ours sanitizer reports in convoy's code (exit $rc; log $log)"
+  ((rc == 0 && crashes + hangs + ooms + ours == 0)) || bad=1
 done
 exit $bad
