@@ -104,6 +104,9 @@ class Graph {
   const Shape& layer_output_shape(size_t i) const { return nodes_[i].shape; }
   // Indices into param_layout() of the parameters layer i owns.
   const std::vector<size_t>& layer_params(size_t i) const { return nodes_[i].params; }
+  // Whether layer i's backward computes the gradient of its input k (after setup(); not for the layer that
+  // reads the graph's input, unless set_input_grad).
+  bool computes_input_grad(size_t i, size_t k = 0) const { return nodes_[i].dx.at(k) != nullptr; }
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const;
   int64_t num_params() const { return param_layout_.total_numel(); }

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -16,6 +17,7 @@
 #include "common/alloc_counter.h"
 #include "common/timer.h"
 #include "ops/models/zoo.h"
+#include "trainer/bench_peak.h"
 #include "trainer/commands.h"
 #include "trainer/optimizer.h"
 #include "trainer/precision.h"
@@ -37,9 +39,13 @@ struct BenchTrainArgs {
 
 // Per-layer wall time over the timed steps (--profile). On an asynchronous device (a GPU) every layer
 // boundary waits for the device, so the times are the layers' own (and the step is slower for it).
+// With a measured peak (CPU), each layer's and pass's GFLOP/s and its share of that peak: a forward is
+// 2 x MACs flops; a backward 2 x MACs for the weight gradient plus as much again where the layer computes
+// its input's gradient (every convolution and inner product but the first).
 class LayerProfile final : public ops::Graph::Observer {
  public:
-  LayerProfile(size_t layers, ops::ExecContext& ctx, bool sync) : fwd_(layers), bwd_(layers), ctx_(ctx), sync_(sync) {}
+  LayerProfile(const ops::Graph& g, ops::ExecContext& ctx, bool sync)
+      : g_(g), fwd_(g.num_layers()), bwd_(g.num_layers()), ctx_(ctx), sync_(sync) {}
   void begin(size_t, bool) override {
     if (sync_) ctx_.synchronize();
     t0_ = now_seconds();
@@ -48,19 +54,33 @@ class LayerProfile final : public ops::Graph::Observer {
     if (sync_) ctx_.synchronize();
     (backward ? bwd_ : fwd_)[layer] += now_seconds() - t0_;
   }
-  // Per layer, in graph order: time per pass, MACs and the bytes of its parameters' gradients (what the
-  // all-reduce moves; a projection schedules the buckets from them).
-  nlohmann::json to_json(const ops::Graph& g, int steps) const {
+  double forward_flops(size_t i) const { return 2.0 * static_cast<double>(g_.layer(i).macs()); }
+  double backward_flops(size_t i) const {
+    const bool dx = g_.layer(i).macs() > 0 && g_.computes_input_grad(i);
+    return forward_flops(i) * (dx ? 2 : 1);
+  }
+  // GFLOP/s of `flops` done in `seconds` summed over the timed steps.
+  double gflops(double flops, double seconds, int steps) const { return seconds > 0 ? flops * steps / seconds / 1e9 : 0; }
+
+  // Per layer, in graph order: time per pass, MACs, GFLOP/s and the bytes of its parameters' gradients
+  // (what the all-reduce moves; a projection schedules the buckets from them).
+  nlohmann::json to_json(int steps, double peak_gflops) const {
     nlohmann::json layers = nlohmann::json::array();
     for (size_t i = 0; i < fwd_.size(); ++i) {
       size_t bytes = 0;
-      for (size_t p : g.layer_params(i)) bytes += g.param_layout().entry(p).bytes;
-      layers.push_back({{"name", g.layer_name(i)},
-                        {"type", std::string(g.layer(i).type())},
-                        {"macs", g.layer(i).macs()},
-                        {"param_bytes", bytes},
-                        {"fwd_ms", fwd_[i] * 1e3 / steps},
-                        {"bwd_ms", bwd_[i] * 1e3 / steps}});
+      for (size_t p : g_.layer_params(i)) bytes += g_.param_layout().entry(p).bytes;
+      nlohmann::json l = {{"name", g_.layer_name(i)},
+                          {"type", std::string(g_.layer(i).type())},
+                          {"macs", g_.layer(i).macs()},
+                          {"param_bytes", bytes},
+                          {"fwd_ms", fwd_[i] * 1e3 / steps},
+                          {"bwd_ms", bwd_[i] * 1e3 / steps}};
+      if (g_.layer(i).macs() > 0) {
+        const double f = gflops(forward_flops(i), fwd_[i], steps), b = gflops(backward_flops(i), bwd_[i], steps);
+        l["fwd_gflops"] = f, l["bwd_gflops"] = b;
+        if (peak_gflops > 0) l["fwd_share_of_peak"] = f / peak_gflops, l["bwd_share_of_peak"] = b / peak_gflops;
+      }
+      layers.push_back(std::move(l));
     }
     return layers;
   }
@@ -71,17 +91,68 @@ class LayerProfile final : public ops::Graph::Observer {
     for (double x : v) t += x;
     return t;
   }
-  void print(const ops::Graph& g, int steps) const {
+  // The layers whose type starts with `type` ("" for all) together: flops and seconds of each pass.
+  struct Totals {
+    double fwd_flops = 0, bwd_flops = 0, fwd_s = 0, bwd_s = 0;
+  };
+  Totals totals(std::string_view type) const {
+    Totals t;
+    for (size_t i = 0; i < fwd_.size(); ++i)
+      if (g_.layer(i).type().starts_with(type))
+        t.fwd_flops += forward_flops(i), t.bwd_flops += backward_flops(i), t.fwd_s += fwd_[i], t.bwd_s += bwd_[i];
+    return t;
+  }
+  nlohmann::json totals_json(std::string_view type, int steps, double peak_gflops) const {
+    const Totals t = totals(type);
+    const double f = gflops(t.fwd_flops, t.fwd_s, steps), b = gflops(t.bwd_flops, t.bwd_s, steps),
+                 all = gflops(t.fwd_flops + t.bwd_flops, t.fwd_s + t.bwd_s, steps);
+    nlohmann::json j = {{"fwd_ms", t.fwd_s * 1e3 / steps}, {"bwd_ms", t.bwd_s * 1e3 / steps},
+                        {"fwd_gflops", f},                 {"bwd_gflops", b},
+                        {"gflops", all}};
+    if (peak_gflops > 0) j["share_of_peak"] = all / peak_gflops;
+    return j;
+  }
+  void print(int steps, double peak_gflops, double step_ms) const {
     double total = 0;
     for (size_t i = 0; i < fwd_.size(); ++i) total += fwd_[i] + bwd_[i];
-    std::printf("  %-28s %-16s %10s %10s %6s\n", "layer", "type", "fwd ms", "bwd ms", "share");
+    auto rate = [&](double flops, double seconds) {
+      char buf[32] = "";
+      if (flops <= 0) return std::string(peak_gflops > 0 ? "              " : "       ");
+      const double r = gflops(flops, seconds, steps);
+      if (peak_gflops > 0)
+        std::snprintf(buf, sizeof buf, " %6.1f %5.1f%%", r, 100 * r / peak_gflops);
+      else
+        std::snprintf(buf, sizeof buf, " %6.1f", r);
+      return std::string(buf);
+    };
+    const char* head = peak_gflops > 0 ? "  GF/s  peak" : "  GF/s";
+    std::printf("  %-28s %-16s %8s%s %8s%s %6s\n", "layer", "type", "fwd ms", head, "bwd ms", head, "share");
     for (size_t i = 0; i < fwd_.size(); ++i)
-      std::printf("  %-28s %-16s %10.3f %10.3f %5.1f%%\n", g.layer_name(i).c_str(),
-                  std::string(g.layer(i).type()).c_str(), fwd_[i] * 1e3 / steps, bwd_[i] * 1e3 / steps,
-                  100 * (fwd_[i] + bwd_[i]) / total);
+      std::printf("  %-28s %-16s %8.3f%s %8.3f%s %5.1f%%\n", g_.layer_name(i).c_str(),
+                  std::string(g_.layer(i).type()).c_str(), fwd_[i] * 1e3 / steps,
+                  rate(forward_flops(i), fwd_[i]).c_str(), bwd_[i] * 1e3 / steps,
+                  rate(backward_flops(i), bwd_[i]).c_str(), 100 * (fwd_[i] + bwd_[i]) / total);
+    for (const char* type : {"Conv2d", "Linear"}) {
+      const Totals t = totals(type);
+      if (t.fwd_flops <= 0) continue;
+      std::printf("  %-45s %8.3f%s %8.3f%s %5.1f%%;  both passes%s\n", (std::string("every ") + type).c_str(),
+                  t.fwd_s * 1e3 / steps, rate(t.fwd_flops, t.fwd_s).c_str(), t.bwd_s * 1e3 / steps,
+                  rate(t.bwd_flops, t.bwd_s).c_str(), 100 * (t.fwd_s + t.bwd_s) / total,
+                  rate(t.fwd_flops + t.bwd_flops, t.fwd_s + t.bwd_s).c_str());
+    }
+    const Totals all = totals("");
+    const double step_gflops = (all.fwd_flops + all.bwd_flops) / (step_ms / 1e3) / 1e9;
+    std::printf("  the step: %.1f GFLOP/s of convolutions and products over the median step", step_gflops);
+    if (peak_gflops > 0) std::printf(", %.1f %% of the measured peak", 100 * step_gflops / peak_gflops);
+    std::printf("; layers %.1f ms of its %.1f ms\n", total * 1e3 / steps, step_ms);
+  }
+  double step_flops() const {
+    const Totals t = totals("");
+    return t.fwd_flops + t.bwd_flops;
   }
 
  private:
+  const ops::Graph& g_;
   double t0_ = 0;
   std::vector<double> fwd_, bwd_;
   ops::ExecContext& ctx_;
@@ -188,7 +259,18 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   long faults_before = 0;
   double loss_sum = 0;
   ops::ExecContext& ctx = backend->context();
-  LayerProfile profile(graph->num_layers(), ctx, !backend->device().is_cpu());
+  LayerProfile profile(*graph, ctx, !backend->device().is_cpu());
+  // The peak a CPU profile compares with, measured now, by every rank's threads at once, as the steps run.
+  std::optional<ops::cpu::MachinePeak> peak;
+  double peak_gflops = 0;
+  if (a.profile && backend->device().is_cpu()) {
+    if (control) control->barrier("peak measurement")->wait();
+    ops::cpu::PeakOptions po;
+    po.threads = bo.threads;
+    peak = ops::cpu::measure_peak(po);
+    const bool bf16 = precision.compute == ops::DType::bf16 && peak->bf16.available;
+    peak_gflops = (bf16 ? peak->bf16 : peak->fp32).measured_gflops;
+  }
   Observers observers;
   if (a.profile) observers.all.push_back(&profile);
   if (timeline) observers.all.push_back(timeline.get());
@@ -276,7 +358,15 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
                         {"vote_ms", vote_s / a.steps * 1e3},
                         {"buckets", bucket_plan_json(*graph, a.first_bucket_mb, a.bucket_mb)}};
     if (a.profile) {
-      j["layers"] = profile.to_json(*graph, a.steps);
+      j["layers"] = profile.to_json(a.steps, peak_gflops);
+      j["conv"] = profile.totals_json("Conv2d", a.steps, peak_gflops);
+      j["linear"] = profile.totals_json("Linear", a.steps, peak_gflops);
+      j["step_gflops"] = profile.step_flops() / (median / 1e3) / 1e9;
+      if (peak) {
+        j["peak"] = peak_json(*peak);
+        j["peak_gflops"] = peak_gflops;
+        j["step_share_of_peak"] = profile.step_flops() / (median / 1e3) / 1e9 / peak_gflops;
+      }
       j["forward_ms"] = profile.forward_ms(a.steps);
       j["backward_ms"] = profile.backward_ms(a.steps);
     }
@@ -302,7 +392,11 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
     if (ranks > 1)
       std::printf("  the per-step vote (stop, non-finite loss, the step's collectives): %.1f us a step, %.2f %% of it\n",
                   vote_s / a.steps * 1e6, 100 * vote_s / total_s);
-    if (a.profile) profile.print(*graph, a.steps);
+    if (peak) {
+      std::printf("  peak, measured in this run%s:\n", world.size() > 1 ? " (rank 0's threads, every rank measuring at once)" : "");
+      print_peak(*peak, "    ");
+    }
+    if (a.profile) profile.print(a.steps, peak_gflops, median);
   }
   return 0;
 }
@@ -328,7 +422,7 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   cmd->add_flag("--no-fuse", a->no_fuse, "Run every ReLU as its own layer (for comparison)");
   cmd->add_option("--tf32", a->tf32, "cuda: fp32 convolutions and products may use TF32 tensor cores (as train.tf32)")
       ->capture_default_str();
-  cmd->add_flag("--profile", a->profile, "Print the time of every layer's forward and backward");
+  cmd->add_flag("--profile", a->profile, "Print every layer's forward and backward time, GFLOP/s and share of the peak measured in the same run");
   cmd->add_option("--timeline", a->timeline, "Write each rank's Chrome-trace timeline of the timed steps to FILE.rank<R>.json");
   cmd->add_option("--comm-algorithm", a->algorithm, "flat or hierarchical (as comm.algorithm)")->capture_default_str();
   cmd->add_option("--bucket-mb", a->bucket_mb, "Gradient bucket size after the first (as comm.bucket_mb)")

@@ -15,6 +15,7 @@ void add_bench_train_command(CLI::App& bench, Action& action);
 void add_convert_command(CLI::App& app, Action& action);
 void add_inspect_command(CLI::App& app, Action& action);
 void add_bench_data_command(CLI::App& bench, Action& action);
+void add_bench_peak_command(CLI::App& bench, Action& action);
 void add_bench_allreduce_command(CLI::App& bench, Action& action);
 void add_report_command(CLI::App& app, Action& action);
 

@@ -17,10 +17,11 @@ int main(int argc, char** argv) {
   convoy::trainer::add_convert_command(app, action);
   convoy::trainer::add_inspect_command(app, action);
   convoy::trainer::add_report_command(app, action);
-  CLI::App* bench = app.add_subcommand("bench", "Measure speed: training steps, data pipeline, all-reduce");
+  CLI::App* bench = app.add_subcommand("bench", "Measure speed: training steps, data pipeline, all-reduce, the machine's peak");
   bench->require_subcommand(1);
   convoy::trainer::add_bench_train_command(*bench, action);
   convoy::trainer::add_bench_data_command(*bench, action);
+  convoy::trainer::add_bench_peak_command(*bench, action);
   convoy::trainer::add_bench_allreduce_command(*bench, action);
 
   try {

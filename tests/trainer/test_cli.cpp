@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "ops/backend.h"
@@ -121,6 +122,52 @@ TEST_P(CliOnDevice, SigtermCheckpointsAndExitsWithTheDocumentedCode) {
 
 INSTANTIATE_TEST_SUITE_P(Devices, CliOnDevice, ::testing::Values("cpu", "cpu-strict"),
                          [](const auto& info) { return info.param == "cpu" ? std::string("cpu") : "cpu_strict"; });
+
+// The peak and a profiled step measured in one run: every convolution and inner product gets its
+// GFLOP/s and share of the peak, and the shares follow from the times, the MACs and the peak.
+TEST(Cli, BenchPeakAndAProfiledStepGiveSharesOfTheMeasuredPeak) {
+  CmdResult r = run("bench peak --threads 1 --seconds 0.05 --repeats 1 --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto peak = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(peak["isa"], ops::cpu_isa());
+  EXPECT_GT(peak["fp32"]["measured_gflops"].get<double>(), 0);
+  EXPECT_EQ(peak["bf16"]["available"].get<bool>(), ops::cpu_has_bf16());
+
+  r = run("bench train --model lenet5 --batch 32 --steps 3 --warmup 1 --threads 1 --profile --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  const double peak_gflops = j["peak_gflops"].get<double>();
+  EXPECT_GT(peak_gflops, 0);
+  int weighted = 0;
+  double flops = 0;
+  for (const auto& l : j["layers"]) {
+    const int64_t macs = l["macs"].get<int64_t>();
+    if (macs == 0) {
+      EXPECT_FALSE(l.contains("fwd_gflops")) << l.dump();
+      continue;
+    }
+    ++weighted;
+    // conv1 reads the input, whose gradient nobody needs: its backward is the weight gradient alone.
+    const double bwd_flops = 2.0 * macs * (l["name"] == "conv1" ? 1 : 2);
+    flops += 2.0 * macs + bwd_flops;
+    EXPECT_NEAR(l["fwd_gflops"].get<double>(), 2.0 * macs / (l["fwd_ms"].get<double>() / 1e3) / 1e9,
+                1e-6 * l["fwd_gflops"].get<double>())
+        << l.dump();
+    EXPECT_NEAR(l["bwd_gflops"].get<double>(), bwd_flops / (l["bwd_ms"].get<double>() / 1e3) / 1e9,
+                1e-6 * l["bwd_gflops"].get<double>())
+        << l.dump();
+    EXPECT_NEAR(l["fwd_share_of_peak"].get<double>(), l["fwd_gflops"].get<double>() / peak_gflops, 1e-9);
+  }
+  EXPECT_EQ(weighted, 5);  // LeNet-5: two convolutions, three inner products
+  EXPECT_NEAR(j["step_gflops"].get<double>(), flops / (j["ms_median"].get<double>() / 1e3) / 1e9,
+              1e-6 * j["step_gflops"].get<double>());
+  EXPECT_NEAR(j["step_share_of_peak"].get<double>(), j["step_gflops"].get<double>() / peak_gflops, 1e-9);
+  EXPECT_GT(j["conv"]["share_of_peak"].get<double>(), 0);
+
+  r = run("bench peak --ghz -1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("--ghz must not be negative"), std::string::npos) << r.output;
+}
 
 TEST(Cli, ADeviceOrCommunicatorThisBuildLacksIsRefusedWithWhatToDo) {
   std::string dir = temp_dir("cli-cuda");
