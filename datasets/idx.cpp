@@ -84,11 +84,25 @@ ConvertSummary convert_idx(const IdxOptions& o, const ConvertComm& comm) {
   check_split_name(o.split);
   CONVOY_CHECK(o.shard_size > 0, "--shard-size must be positive, got " << o.shard_size << ".");
   // Every rank reads both files (they are small) and so computes the same statistics and plan.
-  const IdxImages im = read_idx_images(o.images);
-  const std::vector<uint8_t> labels = read_idx_labels(o.labels);
+  IdxImages im = read_idx_images(o.images);
+  std::vector<uint8_t> labels = read_idx_labels(o.labels);
   CONVOY_CHECK(static_cast<int64_t>(labels.size()) == im.count,
                o.images << " holds " << im.count << " images but " << o.labels << " holds " << labels.size()
                         << " labels; pass the matching pair of files.");
+  const int64_t offset = o.first;  // records keep their index in the files in their keys
+  if (o.first != 0 || o.count >= 0) {
+    CONVOY_CHECK(o.first >= 0 && o.first < im.count && o.count != 0 && o.count >= -1 &&
+                     (o.count < 0 || o.count <= im.count - o.first),
+                 "--first " << o.first << " --count " << o.count << " is not a non-empty part of the "
+                            << im.count << " records in " << o.images);
+    const int64_t n = o.count < 0 ? im.count - o.first : o.count;
+    const int64_t record = im.height * im.width * im.channels;
+    im.pixels.erase(im.pixels.begin() + (o.first + n) * record, im.pixels.end());
+    im.pixels.erase(im.pixels.begin(), im.pixels.begin() + o.first * record);
+    labels.erase(labels.begin() + o.first + n, labels.end());
+    labels.erase(labels.begin(), labels.begin() + o.first);
+    im.count = n;
+  }
   std::vector<std::string> classes = existing_classes(o.out, Encoding::raw);
   const int max_label = *std::max_element(labels.begin(), labels.end());
   if (classes.empty())
@@ -130,7 +144,7 @@ ConvertSummary convert_idx(const IdxOptions& o, const ConvertComm& comm) {
       ShardWriter writer(o.out, shard_file_name(o.split, shard, meta.shard_count), header);
       const int64_t first = shard * o.shard_size, last = std::min(im.count, first + o.shard_size);
       for (int64_t i = first; i < last; ++i)
-        writer.add_raw(im.pixels.data() + i * record, labels[static_cast<size_t>(i)], source + "#" + std::to_string(i));
+        writer.add_raw(im.pixels.data() + i * record, labels[static_cast<size_t>(i)], source + "#" + std::to_string(offset + i));
       result.sources += last - first;
       result.shards.emplace_back(shard, writer.finish());
     }

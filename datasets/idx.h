@@ -24,6 +24,9 @@ struct IdxOptions {
   std::string images, labels, out;
   std::string split = "train";
   int64_t shard_size = 10000;  // records per shard
+  // Only records [first, first + count) of the files (count -1: to the end), e.g. a validation part held
+  // out of a training set; the statistics are those of the records converted.
+  int64_t first = 0, count = -1;
 };
 
 ConvertSummary convert_idx(const IdxOptions& options, const ConvertComm& comm);

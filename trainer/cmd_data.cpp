@@ -219,6 +219,9 @@ void add_convert_command(CLI::App& app, Action& action) {
   idx->add_option("--out", x->out, "Output folder (shards and index.json)")->required();
   idx->add_option("--split", x->split, "Split name (train, val, ...)")->capture_default_str();
   idx->add_option("--shard-size", x->shard_size, "Records per shard")->capture_default_str();
+  idx->add_option("--first", x->first, "Convert from this record of the files on (0: the first)")->capture_default_str();
+  idx->add_option("--count", x->count, "Convert this many records (-1: to the end); with --first, a held-out part")
+      ->capture_default_str();
   idx->callback([x, &action] { action = [x] { return run_convert_idx(*x); }; });
 }
 

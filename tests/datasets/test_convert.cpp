@@ -266,6 +266,48 @@ TEST(ConvertIdx, RoundTripGzipAndPlainWithStatistics) {
   }
 }
 
+// A validation part held out of a training set: two disjoint ranges into one folder, the second split
+// keeping the first's classes even where its own labels do not reach them all.
+TEST(ConvertIdx, FirstAndCountHoldOutAPart) {
+  TempDir tmp;
+  const int n = 30, h = 4, w = 4;
+  std::vector<uint8_t> px(static_cast<size_t>(n) * h * w), labels(n);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((i * 7) % 253);
+  for (int i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = static_cast<uint8_t>(i < 25 ? i % 10 : 1);
+  testing::write_idx_images(tmp / "img", px, n, h, w, false);
+  testing::write_idx_labels(tmp / "lab", labels, false);
+  IdxOptions o;
+  o.images = tmp / "img";
+  o.labels = tmp / "lab";
+  o.out = tmp / "out";
+  o.count = 25;
+  EXPECT_EQ(convert_idx(o, single_process_comm()).records, 25);
+  o.split = "holdout", o.first = 25, o.count = -1;
+  EXPECT_EQ(convert_idx(o, single_process_comm()).records, 5);
+  ShardedDataset train(o.out, "train"), held(o.out, "holdout");
+  EXPECT_EQ(train.size(), 25);
+  EXPECT_EQ(held.size(), 5);
+  EXPECT_EQ(held.num_classes(), 10);
+  std::vector<uint8_t> got(h * w);
+  for (int i = 0; i < 5; ++i) {
+    held.read(i, got.data());
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), px.begin() + static_cast<std::ptrdiff_t>(25 + i) * h * w)) << i;
+  }
+  double sum = 0;  // the statistics are the part's own
+  for (size_t i = 25 * h * w; i < px.size(); ++i) sum += px[i];
+  EXPECT_NEAR(held.split_index().mean[0], sum / (5.0 * h * w), 1e-9);
+  // A range outside the files, or an empty one, is an error naming the file.
+  for (auto [first, count] : {std::pair<int64_t, int64_t>{30, -1}, {-1, 5}, {20, 11}, {3, 0}}) {
+    o.split = "bad", o.first = first, o.count = count;
+    try {
+      convert_idx(o, single_process_comm());
+      ADD_FAILURE() << first << " " << count;
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find("img"), std::string::npos) << e.message();
+    }
+  }
+}
+
 TEST(H5pyExample, ReadsWhatTheConverterWrote) {
   if (testing::run("/usr/bin/python3 -c 'import h5py, PIL' 2>/dev/null") != 0)
     FAIL() << "/usr/bin/python3 lacks h5py or PIL: run tools/setup.sh (installs python3-h5py python3-pil)";
