@@ -30,8 +30,8 @@ namespace {
 struct BenchTrainArgs {
   std::string model = "resnet50", device = "cpu", comm_backend = "auto", precision = "fp32", algorithm = "flat";
   std::string timeline;
-  double first_bucket_mb = 1, bucket_mb = 25;
-  int64_t batch = 16, image_size = 0, channels = 0, classes = 0;
+  double first_bucket_mb = 1, bucket_mb = 25, width = 1;
+  int64_t batch = 16, image_size = 0, channels = 0, classes = 0, stem_stride = 1;
   int steps = 20, warmup = 3, threads = 0;
   uint64_t seed = 0;
   bool json = false, no_fuse = false, profile = false, tf32 = true;
@@ -218,7 +218,9 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   const PrecisionPlan precision = plan_precision(a.precision, *backend);
   std::unique_ptr<LossScaler> scaler;
   if (precision.loss_scaling) scaler = std::make_unique<LossScaler>(LossScaleOptions{});
-  auto graph = ops::make_model(a.model, {classes, channels, false});
+  ops::ModelOptions mo;
+  mo.num_classes = classes, mo.in_channels = channels, mo.width = a.width, mo.stem_stride = a.stem_stride;
+  auto graph = ops::make_model(a.model, mo);
   graph->set_emulated_storage(precision.emulated);
   graph->set_compute_dtype(precision.compute);
   graph->setup(backend.get(), ops::Shape{a.batch, size, size, channels}, !a.no_fuse);
@@ -324,6 +326,8 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
   if (a.json) {
     nlohmann::json j = {{"bench", "train"},
                         {"model", a.model},
+                        {"width", a.width},
+                        {"stem_stride", a.stem_stride},
                         {"batch", a.batch},
                         {"size", size},
                         {"channels", channels},
@@ -415,6 +419,10 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   cmd->add_option("--image-size", a->image_size, "Input height and width (default: the model's)");
   cmd->add_option("--channels", a->channels, "Input channels (default: the model's)");
   cmd->add_option("--classes", a->classes, "Classes (default: the model's)");
+  cmd->add_option("--width", a->width, "Channels times width (as model.width: VGG, CIFAR-style ResNets)")
+      ->capture_default_str();
+  cmd->add_option("--stem-stride", a->stem_stride, "The stem's stride (as model.stem_stride: CIFAR-style ResNets)")
+      ->capture_default_str();
   cmd->add_option("--steps", a->steps, "Timed steps")->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Compute threads (default: all cores)");

@@ -132,6 +132,7 @@ void visit(C& c, V& v) {
   v.field("init_from", c.model.init_from);
   v.field("sync_bn", c.model.sync_bn);
   v.field("width", c.model.width);
+  v.field("stem_stride", c.model.stem_stride);
   v.field("aux_logits", c.model.aux_logits);
   v.section("data");
   v.field("dir", c.data.dir);

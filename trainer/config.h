@@ -15,7 +15,9 @@ struct ModelConfig {
   int64_t in_channels = 0;   // 0: the data set's channel count
   bool zero_gamma = false;   // γ = 0 for the last BN of every residual block
   bool sync_bn = false;      // SyncBN: batch statistics over the global batch (all ranks), not each rank's
-  double width = 1.0;        // VGG: convolution channels times width (d2l's small VGG: 0.25); 1 = torchvision's
+  double width = 1.0;        // VGG: convolution channels times width (d2l's small VGG: 0.25); 1 = torchvision's;
+                             // CIFAR-style ResNets: 16/32/64 channels times width (up to 8)
+  int64_t stem_stride = 1;   // CIFAR-style ResNets: the 3x3 stem's stride (2: first stage at half size)
   bool aux_logits = false;   // GoogLeNet: train its two auxiliary classifiers too (loss weight 0.3 each)
   std::string init_from;     // HDF5 with torchvision names (a checkpoint or tools/torchvision_to_h5.py output)
 };

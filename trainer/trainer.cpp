@@ -119,8 +119,10 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
                cfg_.source << ": model.in_channels " << cfg_.model.in_channels << " but the data has " << channels
                            << " channels");
 
-  graph_ = ops::make_model(cfg_.model.name,
-                           {classes_, channels, cfg_.model.zero_gamma, cfg_.model.width, cfg_.model.aux_logits});
+  ops::ModelOptions mo;
+  mo.num_classes = classes_, mo.in_channels = channels, mo.zero_gamma = cfg_.model.zero_gamma;
+  mo.width = cfg_.model.width, mo.stem_stride = cfg_.model.stem_stride, mo.aux_logits = cfg_.model.aux_logits;
+  graph_ = ops::make_model(cfg_.model.name, mo);
   const ops::Shape input{local_batch_, train_data_->height(), train_data_->width(), channels};
   graph_->set_emulated_storage(precision_.emulated);
   graph_->set_compute_dtype(precision_.compute);

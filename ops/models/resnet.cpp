@@ -1,6 +1,8 @@
 // ResNets as torchvision builds them (stride on the 3x3 conv: the paper's ResNet-B), plus the original
 // ResNet-A, the deep-stem ResNet-C and the average-pool-shortcut ResNet-D of "Bag of Tricks" (names as
 // timm gives them: conv1.0/.1/.3/.4/.6 for the stem, downsample.1/.2 after the pool), and the CIFAR ResNet.
+#include <cmath>
+
 #include "ops/models/zoo.h"
 
 namespace convoy::ops {
@@ -64,10 +66,11 @@ class ResNetBuilder {
     int64_t ch;
     std::vector<int64_t> widths{64, 128, 256, 512};
     if (cfg_.cifar) {
-      x = conv_bn("conv1", "bn1", x, 16, 3, 1);
+      auto wide = [&](int64_t c) { return std::max<int64_t>(1, std::llround(static_cast<double>(c) * cfg_.width)); };
+      widths = {wide(16), wide(32), wide(64)};
+      x = conv_bn("conv1", "bn1", x, widths[0], 3, cfg_.stem_stride);
       x = g_.add("relu", relu(), {x});
-      ch = 16;
-      widths = {16, 32, 64};
+      ch = widths[0];
     } else {
       if (cfg_.stem == ResNetStem::deep) {
         x = conv_bn("conv1.0", "conv1.1", x, 32, 3, 2);

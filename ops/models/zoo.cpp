@@ -12,6 +12,7 @@ ResNetConfig resnet_config(const std::string& name) {
   if (name == "resnet101") c.blocks = {3, 4, 23, 3};
   if (name == "resnet152") c.blocks = {3, 8, 36, 3};
   if (name == "resnet8") c.bottleneck = false, c.cifar = true, c.blocks = {1, 1, 1};
+  if (name == "resnet14") c.bottleneck = false, c.cifar = true, c.blocks = {2, 2, 2};
   if (name == "resnet20") c.bottleneck = false, c.cifar = true, c.blocks = {3, 3, 3};
   c.stride_on_1x1 = name == "resnet50a";
   if (name == "resnet50c" || name == "resnet50d") c.stem = ResNetStem::deep;
@@ -33,6 +34,7 @@ const std::vector<ModelInfo>& model_infos() {
       {"resnet101", "ResNet-101 as torchvision builds it", 224, 3, 1000},
       {"resnet152", "ResNet-152 as torchvision builds it", 224, 3, 1000},
       {"resnet8", "CIFAR-style ResNet-8 (16/32/64 channels, one 3x3 basic block per stage)", 32, 3, 10},
+      {"resnet14", "CIFAR-style ResNet-14 (16/32/64 channels, two 3x3 basic blocks per stage)", 32, 3, 10},
       {"resnet20", "CIFAR-style ResNet-20 (16/32/64 channels, 3x3 basic blocks, 1x1 projection shortcuts)", 32, 3,
        10},
       {"alexnet", "AlexNet as torchvision builds it (one GPU's version: 64-192-384-256-256 channels)", 224, 3, 1000},
@@ -70,9 +72,11 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
   int64_t classes = o.num_classes > 0 ? o.num_classes : info.num_classes;
   int64_t channels = o.in_channels > 0 ? o.in_channels : info.channels;
   CONVOY_CHECK(classes >= 2, "a classifier needs at least 2 classes, got " << classes);
-  CONVOY_CHECK(o.width > 0 && o.width <= 1, "model.width must be in (0, 1], got " << o.width);
-  CONVOY_CHECK(o.width == 1 || name.starts_with("vgg"),
-               "model.width narrows VGG only (d2l's small VGG); " << name << " takes width 1");
+  ResNetConfig resnet = resnet_config(name);
+  CONVOY_CHECK(o.width == 1 || name.starts_with("vgg") || resnet.cifar,
+               "model.width scales VGG and the CIFAR-style ResNets only; " << name << " takes width 1");
+  CONVOY_CHECK(o.width > 0 && o.width <= (resnet.cifar ? 8 : 1),
+               "model.width of " << name << " must be in (0, " << (resnet.cifar ? 8 : 1) << "], got " << o.width);
   CONVOY_CHECK(!o.aux_logits || name == "googlenet",
                "model.aux_logits adds GoogLeNet's auxiliary classifiers; " << name << " has none");
   if (name == "lenet5") return make_lenet5(channels, classes);
@@ -81,7 +85,11 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
   if (name == "nin") return make_nin(channels, classes);
   if (name == "googlenet") return make_googlenet(channels, classes, o.aux_logits);
   if (name.starts_with("densenet")) return make_densenet(name, channels, classes);
-  return make_resnet(resnet_config(name), channels, classes, o.zero_gamma);
+  CONVOY_CHECK(o.stem_stride == 1 || resnet.cifar,
+               "model.stem_stride applies to the CIFAR-style ResNets only; " << name << " takes 1");
+  CONVOY_CHECK(o.stem_stride >= 1 && o.stem_stride <= 4, "model.stem_stride must be 1 to 4, got " << o.stem_stride);
+  resnet.width = o.width, resnet.stem_stride = o.stem_stride;
+  return make_resnet(resnet, channels, classes, o.zero_gamma);
 }
 
 }  // namespace convoy::ops

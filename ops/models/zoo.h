@@ -14,9 +14,14 @@ struct ModelOptions {
   int64_t num_classes = 0;  // 0: the model's default
   int64_t in_channels = 0;  // 0: the model's default
   bool zero_gamma = false;  // γ = 0 for the last BN of every residual block (Bag of Tricks)
-  // VGG only: every convolution's channels times width (d2l's small VGG is width 0.25); the classifier
-  // keeps 4096 units as d2l's does. 1 is torchvision's network.
+  // VGG: every convolution's channels times width, at most 1 (d2l's small VGG is width 0.25); the
+  // classifier keeps 4096 units as d2l's does. CIFAR-style ResNets: 16/32/64 channels times width, up to 8
+  // (wide ResNets, Zagoruyko & Komodakis 2016). 1 is the original network.
   double width = 1.0;
+  // CIFAR-style ResNets only: the stride of the 3x3 stem (2: the first stage runs at half the input's
+  // size, e.g. 14x14 for Fashion-MNIST, which lets a wider network cost what a narrow one did). 1 is the
+  // original network.
+  int64_t stem_stride = 1;
   // GoogLeNet only: the two auxiliary classifiers, as extra graph outputs "aux1" and "aux2" (loss weight 0.3).
   bool aux_logits = false;
 };
@@ -51,6 +56,8 @@ struct ResNetConfig {
   ResNetStem stem = ResNetStem::classic;
   bool avg_down = false;        // ResNet-D: 2x2 average pool before the stride-1 projection
   bool cifar = false;           // 3x3 stem, no max pool, 16/32/64 channels
+  double width = 1.0;           // CIFAR-style: channels 16/32/64 times width, rounded
+  int64_t stem_stride = 1;      // CIFAR-style: the 3x3 stem's stride
 };
 std::unique_ptr<Graph> make_resnet(const ResNetConfig& cfg, int64_t in_channels, int64_t num_classes,
                                    bool zero_gamma);

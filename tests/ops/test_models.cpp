@@ -34,6 +34,7 @@ TEST(Models, ParameterCountsEqualTorchvision) {
   EXPECT_EQ(count_params("resnet101"), 44549160);
   EXPECT_EQ(count_params("resnet152"), 60192808);
   EXPECT_EQ(count_params("resnet20"), 272474);     // 1x1-projection shortcuts (option B)
+  EXPECT_EQ(count_params("resnet14"), 175258);     // torchvision's BasicBlock, as the others
   EXPECT_EQ(count_params("alexnet"), 61100840);
   EXPECT_EQ(count_params("vgg11"), 132863336);
   EXPECT_EQ(count_params("vgg11_bn"), 132868840);
@@ -49,6 +50,37 @@ TEST(Models, ParameterCountsEqualTorchvision) {
   EXPECT_EQ(count_params("densenet169"), 14149480);
   EXPECT_EQ(count_params("densenet201"), 20013928);
   EXPECT_EQ(count_params("nin"), 1992166);  // d2l's Fashion-MNIST NiN (1 channel, 10 classes)
+}
+
+// A CIFAR-style ResNet's width multiplies its 16/32/64 channels (PyTorch's counts for the same blocks at
+// 32/64/128 and 24/48/96); only VGG and these ResNets take a width other than 1.
+TEST(Models, WideCifarResNets) {
+  auto params = [](double width) {
+    ops::ModelOptions o;
+    o.width = width;
+    auto g = ops::make_model("resnet8", o);
+    g->setup(nullptr, Shape{1, 32, 32, 3});
+    EXPECT_EQ(g->layer(g->num_layers() - 1).macs(), 10 * std::lround(64 * width));  // fc: 10 x last width
+    return g->num_params();
+  };
+  EXPECT_EQ(params(1), 78042);
+  EXPECT_EQ(params(2), 308650);
+  EXPECT_EQ(params(1.5), 174274);
+  ops::ModelOptions o;
+  o.width = 9;
+  EXPECT_THROW(ops::make_model("resnet8", o), Error);
+  o.width = 2;
+  EXPECT_THROW(ops::make_model("resnet18", o), Error);
+  EXPECT_THROW(ops::make_model("vgg11", o), Error);  // VGG narrows only
+  // A stride-2 stem: the same parameters, the first stage at half the input's size.
+  o = {};
+  o.width = 2, o.stem_stride = 2;
+  auto g = ops::make_model("resnet8", o);
+  g->setup(nullptr, Shape{1, 28, 28, 1});
+  EXPECT_EQ(g->layer_output_shape(0), (Shape{1, 14, 14, 32}));
+  EXPECT_EQ(g->num_params(), 308650 - 2 * 32 * 9);  // one input channel instead of three
+  o.width = 1;
+  EXPECT_THROW(ops::make_model("resnet50", o), Error);
 }
 
 // With aux_logits, the two heads are graph outputs weighing 0.3, which evaluation does not run.
