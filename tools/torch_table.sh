@@ -20,7 +20,7 @@ mkdir -p runs
 out=runs/torch_table.jsonl
 : > "$out"
 isa=$( (grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo || true) | sort -u | tr '\n' ' ')
-echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cores, ${isa:-AVX2 only (no AVX-512)}" | tee -a "$out"
+echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) cores, ${isa:-AVX2 only (no AVX-512)}" >> "$out"
 
 for ((r = 1; r <= rounds; ++r)); do
   for w in "${workloads[@]}"; do
