@@ -14,8 +14,12 @@ convoy=${CONVOY:-build/convoy}
 torch=${RUN_TORCH:-../shared/bench/run-torch}
 [[ -x $convoy ]] || { echo "bench_bf16: no $convoy; build first (tools/test.sh or cmake --build build)" >&2; exit 2; }
 [[ -x $torch ]] || { echo "bench_bf16: no $torch (PyTorch's side of the comparison)" >&2; exit 2; }
-isa=$(grep -o 'avx512[a-z_0-9]*\|amx[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')
+isa=$( (grep -o 'avx512[a-z_0-9]*\|amx[a-z_0-9]*' /proc/cpuinfo || true) | sort -u | tr '\n' ' ')
 echo "processor: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), flags: ${isa:-no AVX-512}"
+[[ $isa == *avx512_bf16* || $isa == *amx* ]] || {
+  echo "bench_bf16: this processor has no AVX-512 BF16 or AMX, so convoy refuses bf16 here; run it on one that has" >&2
+  exit 2
+}
 
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 declare -A ips
