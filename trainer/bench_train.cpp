@@ -5,9 +5,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <optional>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "comm/agreement.h"
@@ -140,15 +140,15 @@ class LayerProfile final : public ops::Graph::Observer {
                   rate(t.bwd_flops, t.bwd_s).c_str(), 100 * (t.fwd_s + t.bwd_s) / total,
                   rate(t.fwd_flops + t.bwd_flops, t.fwd_s + t.bwd_s).c_str());
     }
-    const Totals all = totals("");
-    const double step_gflops = (all.fwd_flops + all.bwd_flops) / (step_ms / 1e3) / 1e9;
+    const double step_gflops = this->step_gflops(step_ms);
     std::printf("  the step: %.1f GFLOP/s of convolutions and products over the median step", step_gflops);
     if (peak_gflops > 0) std::printf(", %.1f %% of the measured peak", 100 * step_gflops / peak_gflops);
     std::printf("; layers %.1f ms of its %.1f ms\n", total * 1e3 / steps, step_ms);
   }
-  double step_flops() const {
+  // The step's convolution and product flops over a step of `step_ms`.
+  double step_gflops(double step_ms) const {
     const Totals t = totals("");
-    return t.fwd_flops + t.bwd_flops;
+    return (t.fwd_flops + t.bwd_flops) / (step_ms / 1e3) / 1e9;
   }
 
  private:
@@ -365,11 +365,11 @@ int run_bench_train(const BenchTrainArgs& a, const comm::World& world) {
       j["layers"] = profile.to_json(a.steps, peak_gflops);
       j["conv"] = profile.totals_json("Conv2d", a.steps, peak_gflops);
       j["linear"] = profile.totals_json("Linear", a.steps, peak_gflops);
-      j["step_gflops"] = profile.step_flops() / (median / 1e3) / 1e9;
+      j["step_gflops"] = profile.step_gflops(median);
       if (peak) {
         j["peak"] = peak_json(*peak);
         j["peak_gflops"] = peak_gflops;
-        j["step_share_of_peak"] = profile.step_flops() / (median / 1e3) / 1e9 / peak_gflops;
+        j["step_share_of_peak"] = profile.step_gflops(median) / peak_gflops;
       }
       j["forward_ms"] = profile.forward_ms(a.steps);
       j["backward_ms"] = profile.backward_ms(a.steps);

@@ -149,7 +149,6 @@ Cpuid read_cpuid() {
 struct CoreTable {
   std::string name;
   int units256 = 2, units512 = 0;
-  bool known = true;
 };
 CoreTable core_table(const Cpuid& c, bool avx512) {
   if (c.vendor == "AuthenticAMD") {
@@ -164,7 +163,7 @@ CoreTable core_table(const Cpuid& c, bool avx512) {
   if (c.vendor == "GenuineIntel" && c.family == 6)
     return avx512 ? CoreTable{"Intel with AVX-512 (2 FMA units assumed; some Xeon Silver/Bronze have 1)", 2, 2}
                   : CoreTable{"Intel with AVX2", 2, 0};
-  return CoreTable{"unknown (2 FMA units assumed: give --fma-units)", 2, avx512 ? 2 : 0, false};
+  return CoreTable{"unknown (2 FMA units assumed: give --fma-units)", 2, avx512 ? 2 : 0};
 }
 
 }  // namespace
@@ -195,27 +194,22 @@ MachinePeak measure_peak(const PeakOptions& o) {
   p.fma_units = o.fma_units > 0 ? o.fma_units : units;
   p.fma_units_from = o.fma_units > 0 ? "--fma-units" : "table: " + core.name;
 
-  auto theoretical = [&](double flops_per_instruction) {
-    return o.threads * p.fma_units * flops_per_instruction * p.ghz;
+  // One loop's figures: `per_chunk` instructions of `flops` each per call of `loop`.
+  auto measure = [&](const char* name, int lanes, double flops, double per_chunk, auto loop) {
+    FmaPeak f{true, "", name, lanes, flops, 0, 0};
+    f.measured_gflops = chunks_per_second(o.threads, o.seconds, o.repeats, loop) * per_chunk * flops / 1e9;
+    f.theoretical_gflops = o.threads * p.fma_units * flops * p.ghz;
+    return f;
   };
-  if (avx512) {
-    p.fp32 = {true, "", "avx512f fma, 512-bit x 24 chains", 16, 32, 0, 0};
-    p.fp32.measured_gflops = chunks_per_second(o.threads, o.seconds, o.repeats, fma_avx512) * kFmaAvx512PerChunk *
-                             p.fp32.flops_per_instruction / 1e9;
-  } else if (avx2) {
-    p.fp32 = {true, "", "avx2 fma, 256-bit x 12 chains", 8, 16, 0, 0};
-    p.fp32.measured_gflops = chunks_per_second(o.threads, o.seconds, o.repeats, fma_avx2) * kFmaAvx2PerChunk *
-                             p.fp32.flops_per_instruction / 1e9;
-  } else {
+  if (avx512)
+    p.fp32 = measure("avx512f fma, 512-bit x 24 chains", 16, 32, kFmaAvx512PerChunk, fma_avx512);
+  else if (avx2)
+    p.fp32 = measure("avx2 fma, 256-bit x 12 chains", 8, 16, kFmaAvx2PerChunk, fma_avx2);
+  else
     p.fp32.why_not = "this processor has neither AVX2 with FMA nor AVX-512";
-  }
-  if (p.fp32.available) p.fp32.theoretical_gflops = theoretical(p.fp32.flops_per_instruction);
   if (bf16) {
     // One vdpbf16ps a cycle per FMA unit assumed (Zen 4/5, Cooper Lake); AMX tiles are not measured.
-    p.bf16 = {true, "", "avx512_bf16 vdpbf16ps, 512-bit x 24 chains", 16, 64, 0, 0};
-    p.bf16.measured_gflops = chunks_per_second(o.threads, o.seconds, o.repeats, dot_bf16) * kFmaAvx512PerChunk *
-                             p.bf16.flops_per_instruction / 1e9;
-    p.bf16.theoretical_gflops = theoretical(p.bf16.flops_per_instruction);
+    p.bf16 = measure("avx512_bf16 vdpbf16ps, 512-bit x 24 chains", 16, 64, kFmaAvx512PerChunk, dot_bf16);
   } else {
     p.bf16.why_not = avx512 ? "this processor has AVX-512 but not AVX512_BF16"
                             : "this processor has no AVX-512 BF16 (its widest vectors: " +
