@@ -77,6 +77,9 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
                "model.width scales VGG and the CIFAR-style ResNets only; " << name << " takes width 1");
   CONVOY_CHECK(o.width > 0 && o.width <= (resnet.cifar ? 8 : 1),
                "model.width of " << name << " must be in (0, " << (resnet.cifar ? 8 : 1) << "], got " << o.width);
+  CONVOY_CHECK(o.stem_stride == 1 || resnet.cifar,
+               "model.stem_stride applies to the CIFAR-style ResNets only; " << name << " takes 1");
+  CONVOY_CHECK(o.stem_stride >= 1 && o.stem_stride <= 4, "model.stem_stride must be 1 to 4, got " << o.stem_stride);
   CONVOY_CHECK(!o.aux_logits || name == "googlenet",
                "model.aux_logits adds GoogLeNet's auxiliary classifiers; " << name << " has none");
   if (name == "lenet5") return make_lenet5(channels, classes);
@@ -85,9 +88,6 @@ std::unique_ptr<Graph> make_model(const std::string& name, const ModelOptions& o
   if (name == "nin") return make_nin(channels, classes);
   if (name == "googlenet") return make_googlenet(channels, classes, o.aux_logits);
   if (name.starts_with("densenet")) return make_densenet(name, channels, classes);
-  CONVOY_CHECK(o.stem_stride == 1 || resnet.cifar,
-               "model.stem_stride applies to the CIFAR-style ResNets only; " << name << " takes 1");
-  CONVOY_CHECK(o.stem_stride >= 1 && o.stem_stride <= 4, "model.stem_stride must be 1 to 4, got " << o.stem_stride);
   resnet.width = o.width, resnet.stem_stride = o.stem_stride;
   return make_resnet(resnet, channels, classes, o.zero_gamma);
 }

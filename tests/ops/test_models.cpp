@@ -81,6 +81,10 @@ TEST(Models, WideCifarResNets) {
   EXPECT_EQ(g->num_params(), 308650 - 2 * 32 * 9);  // one input channel instead of three
   o.width = 1;
   EXPECT_THROW(ops::make_model("resnet50", o), Error);
+  EXPECT_THROW(ops::make_model("lenet5", o), Error);  // checked before any other zoo builder, too
+  EXPECT_THROW(ops::make_model("vgg11", o), Error);
+  o.stem_stride = 0;
+  EXPECT_THROW(ops::make_model("resnet8", o), Error);
 }
 
 // With aux_logits, the two heads are graph outputs weighing 0.3, which evaluation does not run.
