@@ -414,7 +414,7 @@ void add_bench_train_command(CLI::App& bench, Action& action) {
   cmd->add_option("--device", a->device, "cpu, cpu-strict or cuda (as train.device)")->capture_default_str();
   cmd->add_option("--comm-backend", a->comm_backend, "Data plane under mpirun: auto, mpi or nccl (as comm.backend)")
       ->capture_default_str();
-  cmd->add_option("--precision", a->precision, "fp32, fp16 or bf16 (as train.precision)")->capture_default_str();
+  cmd->add_option("--precision", a->precision, "fp32, fp16, bf16 or auto (as train.precision)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "Images per step (per rank under mpirun)")->capture_default_str();
   cmd->add_option("--image-size", a->image_size, "Input height and width (default: the model's)");
   cmd->add_option("--channels", a->channels, "Input channels (default: the model's)");

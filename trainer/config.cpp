@@ -310,8 +310,8 @@ void validate(const Config& c) {
   check_range(t.teacher_model.empty() || !t.teacher.empty(), c, "train.teacher_model", "'" + t.teacher_model + "'",
               "needs train.teacher (the teacher's weights)");
   check_range(t.distill_temperature > 0, c, "train.distill_temperature", t.distill_temperature, "must be positive");
-  check_range(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", c, "train.precision",
-              "'" + t.precision + "'", "must be fp32, bf16 or fp16");
+  check_range(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16" || t.precision == "auto", c,
+              "train.precision", "'" + t.precision + "'", "must be fp32, bf16, fp16 or auto");
   check_range(t.loss_scale_init >= 1 && t.loss_scale_init <= 16777216, c, "train.loss_scale_init",
               std::to_string(t.loss_scale_init), "must be in [1, 2^24]");
   check_range(t.loss_scale_window >= 1, c, "train.loss_scale_window", std::to_string(t.loss_scale_window),

@@ -59,7 +59,8 @@ struct TrainConfig {
   std::string teacher;                  // distillation: a convoy checkpoint or a torchvision-layout weights file
   std::string teacher_model;            // the teacher's zoo model (default: model.name)
   double distill_temperature = 20.0;    // distillation temperature T (paper: 20)
-  std::string precision = "fp32";       // fp32 | bf16 | fp16 (mixed precision with fp32 master weights)
+  std::string precision = "fp32";       // fp32 | bf16 | fp16 (mixed precision with fp32 master weights) |
+                                        // auto (trainer/precision.h: fp16 on a GPU, bf16 on a CPU with it, else fp32)
   double loss_scale_init = 65536;       // mixed precision: the dynamic loss scale's start (2^16)
   int64_t loss_scale_window = 2000;     // clean steps before it doubles
   std::string optimizer = "sgd";        // sgd | lars (layer-wise adaptive rate scaling, for batches of 8k and more)

@@ -7,6 +7,14 @@ namespace convoy::trainer {
 PrecisionPlan plan_precision(const std::string& precision, const ops::Backend& backend) {
   PrecisionPlan p;
   const bool gpu = backend.device().kind == ops::DeviceKind::cuda;
+  if (precision == "auto") {
+    // The fastest precision this device trains in without emulation; the plan says what it chose.
+    const std::string chosen = gpu ? "fp16" : ops::cpu_has_bf16() ? "bf16" : "fp32";
+    p = plan_precision(chosen, backend);
+    p.describe = "auto: " + p.describe +
+                 (gpu ? "" : ops::cpu_has_bf16() ? "" : " (this processor has no bf16 arithmetic: oneDNN ISA " + ops::cpu_isa() + ")");
+    return p;
+  }
   if (precision == "fp32") {
     p.describe = "fp32";
     return p;
@@ -37,7 +45,7 @@ PrecisionPlan plan_precision(const std::string& precision, const ops::Backend& b
     p.describe = "bf16 (oneDNN bf16 kernels on " + ops::cpu_isa() + ", fp32 master weights)";
     return p;
   }
-  CONVOY_FAIL("unknown precision '" << precision << "': use fp32, fp16 or bf16");
+  CONVOY_FAIL("unknown precision '" << precision << "': use fp32, fp16, bf16 or auto");
 }
 
 }  // namespace convoy::trainer

@@ -8,7 +8,11 @@
 //         cuDNN/cuBLAS, on the CPU through oneDNN where the processor has AVX-512 BF16 or AMX (refused
 //         elsewhere, naming the ISA found). No
 //         loss scaling: bf16 has fp32's exponent range, so gradients do not underflow (as PyTorch's bf16
-//         autocast, which uses no GradScaler).
+//         autocast, which uses no GradScaler);
+//   auto  the fastest of these the device runs natively: fp16 on a GPU (tensor cores since Volta), bf16 on
+//         a CPU with AVX-512 BF16 or AMX, fp32 on other CPUs. The plan's description names the choice
+//         (the run log and `bench train` print it). Master weights are fp32 in every case, so a run may
+//         resume on a machine where auto chooses differently.
 #pragma once
 
 #include <string>

@@ -77,7 +77,7 @@ TEST(Config, OutOfRangeValuesAreNamed) {
                         Case{"train.warmup_epochs=9", "train.warmup_epochs must be in [0, train.epochs]"},
                         Case{"train.milestones=[2, 1]", "train.milestones must increase"},
                         Case{"train.label_smoothing=1", "train.label_smoothing must be in [0, 1)"},
-                        Case{"train.precision=fp8", "train.precision must be fp32, bf16 or fp16"},
+                        Case{"train.precision=fp8", "train.precision must be fp32, bf16, fp16 or auto"},
                         Case{"train.mixup_alpha=-1", "train.mixup_alpha must be in [0, 100]"},
                         Case{"train.teacher_model=resnet18", "train.teacher_model needs train.teacher"},
                         Case{"data.prefetch=1", "data.prefetch must be at least 2"},

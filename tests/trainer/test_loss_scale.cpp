@@ -82,5 +82,15 @@ TEST(Precision, Fp16EmulatesOnTheCpuAndBf16IsNativeOrNamesTheProcessor) {
   EXPECT_THROW(plan_precision("fp8", *cpu), Error);
 }
 
+TEST(Precision, AutoIsBf16WhereTheProcessorHasItAndFp32ElsewhereAndSaysWhich) {
+  auto cpu = ops::make_backend("cpu", 1);
+  const PrecisionPlan a = plan_precision("auto", *cpu);
+  EXPECT_EQ(a.compute, ops::cpu_has_bf16() ? ops::DType::bf16 : ops::DType::f32);
+  EXPECT_EQ(a.emulated, ops::DType::f32);  // never the (slow) fp16 emulation
+  EXPECT_FALSE(a.loss_scaling);
+  EXPECT_EQ(a.describe.rfind("auto: ", 0), 0u) << a.describe;
+  EXPECT_NE(a.describe.find(ops::cpu_isa()), std::string::npos) << a.describe;  // the reason, either way
+}
+
 }  // namespace
 }  // namespace convoy::trainer
