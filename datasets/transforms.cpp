@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace convoy::datasets {
 
@@ -153,6 +154,15 @@ void store_normalized(const float* in, int h, int w, int channels, bool flip, co
 void store_normalized(const uint8_t* in, int h, int w, int channels, bool flip, const float* scale, const float* bias,
                       bool bf16, void* out) {
   store_any(in, h, w, channels, flip, scale, bias, bf16, out);
+}
+
+void mirror_images(const float* in, int64_t n, int64_t h, int64_t w, int64_t channels, float* out) {
+  const int64_t rows = n * h;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = in + r * w * channels;
+    float* dst = out + r * w * channels;
+    for (int64_t x = 0; x < w; ++x) std::memcpy(dst + x * channels, src + (w - 1 - x) * channels, channels * sizeof(float));
+  }
 }
 
 }  // namespace convoy::datasets

@@ -73,4 +73,8 @@ void store_normalized(const float* in, int h, int w, int channels, bool flip, co
 void store_normalized(const uint8_t* in, int h, int w, int channels, bool flip, const float* scale, const float* bias,
                       bool bf16, void* out);
 
+// out = in mirrored left-right: out[i][y][x][c] = in[i][y][w-1-x][c] for n (h, w, channels) float images
+// (evaluation's flip view, eval.flip). out must not overlap in.
+void mirror_images(const float* in, int64_t n, int64_t h, int64_t w, int64_t channels, float* out);
+
 }  // namespace convoy::datasets

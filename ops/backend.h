@@ -385,8 +385,9 @@ class Backend {
   // flag (i32 scalar on this device) = 1 when some element of x (f32) is not finite; otherwise it is left
   // as it was, so that several checks OR into one flag (the loss scaler's overflow check over gradients).
   virtual void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) = 0;
-  // dst += src (f32, the same element count, both on this device): gradient accumulation over micro-batches.
-  virtual void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) = 0;
+  // dst += alpha * src (f32, the same element count, both on this device): gradient accumulation over
+  // micro-batches (alpha 1), the mean of an evaluation's two views (alpha 0.5).
+  virtual void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst, float alpha) = 0;
   // out[n] = lambda x[n] + (1 - lambda) x[N-1-n] for every sample n of the first dimension (f32, both on this
   // device, out not x): mixup of a batch with its reverse.
   virtual void mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) = 0;

@@ -181,6 +181,7 @@ void visit(C& c, V& v) {
   v.field("threads", c.train.threads);
   v.section("eval");
   v.field("every_epochs", c.eval.every_epochs);
+  v.field("flip", c.eval.flip);
   v.section("checkpoint");
   v.field("every_epochs", c.checkpoint.every_epochs);
   v.field("every_steps", c.checkpoint.every_steps);

@@ -75,6 +75,8 @@ struct TrainConfig {
 
 struct EvalConfig {
   int64_t every_epochs = 1;             // 0: only after the last epoch
+  bool flip = false;                    // also run each image mirrored left-right and score the mean of the two
+                                        // logits (test-time augmentation: twice the evaluation's compute)
 };
 
 struct CheckpointConfig {

@@ -46,7 +46,7 @@ void TrainStep::on_layer_done(size_t layer) {
     ops::ExecContext& ctx = backend_.context();
     for (size_t p : graph_.layer_params(layer)) {
       ops::Tensor g = graph_.grads().view(p);
-      backend_.add_into(ctx, accumulated_.view(p), g);
+      backend_.add_into(ctx, accumulated_.view(p), g, 1.f);
     }
   }
   if (gradient_hook_) gradient_hook_(layer);
@@ -107,7 +107,7 @@ void TrainStep::micro_batch(const ops::Tensor& images, const ops::Tensor& labels
     if (micro_ == 0)
       backend_.copy(ctx, g, acc);
     else
-      backend_.add_into(ctx, g, acc);
+      backend_.add_into(ctx, g, acc, 1.f);
   }
   ++micro_;
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "comm/agreement.h"
+#include "datasets/transforms.h"
 #include "trainer/mixup.h"
 #include "common/log.h"
 #include "common/stop.h"
@@ -165,6 +166,12 @@ Trainer::Trainer(const Config& config, std::string run_dir, const comm::World* w
   batches_ = std::make_unique<DeviceBatches>(*backend_, input);
   eval_sums_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->allocator());
   eval_sums_host_ = ops::Tensor::empty(ops::Shape{3}, ops::DType::f64, backend_->staging_allocator());
+  if (cfg_.eval.flip) {
+    mirror_host_ = ops::Tensor::empty(input, ops::DType::f32, backend_->staging_allocator());
+    mirror_images_ = ops::Tensor::empty(input, ops::DType::f32, backend_->allocator());
+    mean_logits_ = ops::Tensor::empty(ops::Shape{input[0], classes_}, ops::DType::f32, backend_->allocator());
+    mirror_copied_ = backend_->make_event();
+  }
   if (rank_ == 0)
     spdlog::info("{} on {} x {}: {} parameters, {} classes, input {}x{}x{}, global batch {} ({} per rank{}), {} "
                  "steps per epoch, {}{}",
@@ -202,13 +209,28 @@ EvalResult Trainer::evaluate() {
   val_data_->start_epoch(0);
   const datasets::Batch* host = val_data_->next();
   DeviceBatch* cur = host ? &batches_->start(*host) : nullptr;
+  bool mirror_pending = false;
   while (cur) {
     batches_->wait_copied(*cur);
+    if (cfg_.eval.flip) {  // the mirrored view, made before the loader takes the host batch back
+      if (mirror_pending) mirror_copied_->synchronize();  // the previous batch's copy has read the buffer
+      datasets::mirror_images(host->images_f32(), host->n, host->height, host->width, host->channels,
+                              mirror_host_.data_as<float>());
+    }
     host = val_data_->next();  // hands the copied batch back to the loader
     DeviceBatch* next = host ? &batches_->start(*host) : nullptr;
     batches_->ready(*cur);
-    const ops::Tensor& logits = graph_->forward(cur->images);
-    step_->loss().evaluate(ctx, logits, cur->labels, cur->valid, eval_sums_);
+    const ops::Tensor* logits = &graph_->forward(cur->images);
+    if (cfg_.eval.flip) {
+      backend_->fill(ctx, mean_logits_, 0.0);
+      backend_->add_into(ctx, *logits, mean_logits_, 0.5f);
+      backend_->copy(ctx, mirror_host_, mirror_images_);
+      mirror_copied_->record(ctx);
+      mirror_pending = true;
+      backend_->add_into(ctx, graph_->forward(mirror_images_), mean_logits_, 0.5f);
+      logits = &mean_logits_;
+    }
+    step_->loss().evaluate(ctx, *logits, cur->labels, cur->valid, eval_sums_);
     samples += static_cast<double>(cur->num_valid);
     cur = next;
   }

@@ -100,6 +100,9 @@ class Trainer {
   std::unique_ptr<DeviceBatches> batches_;
   std::unique_ptr<Timeline> timeline_;
   ops::Tensor eval_sums_, eval_sums_host_;  // loss, top-1, top-5 over a validation pass: (3) f64
+  // eval.flip: the batch mirrored on the host (staging), on the device, and the mean of the two views' logits.
+  ops::Tensor mirror_host_, mirror_images_, mean_logits_;
+  std::unique_ptr<ops::Event> mirror_copied_;  // the host buffer may be rewritten once this is reached
   CheckpointStore store_;
   int64_t classes_ = 0, local_batch_ = 0;
   int64_t stop_at_step_ = 0;

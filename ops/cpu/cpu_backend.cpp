@@ -221,11 +221,19 @@ void CpuBackend::check_finite(ExecContext&, const Tensor& x, Tensor& flag) {
   if (bad.load()) flag.data_as<int32_t>()[0] = 1;
 }
 
-void CpuBackend::add_into(ExecContext&, const Tensor& src, Tensor& dst) {
+void CpuBackend::add_into(ExecContext&, const Tensor& src, Tensor& dst, float alpha) {
   check_device(src, device(), "add", "the source");
   check_device(dst, device(), "add", "the destination");
   CONVOY_CHECK(src.numel() == dst.numel(), "adding " << src.numel() << " elements into " << dst.numel());
-  write_or_accumulate(dst.data_as<float>(), src.data_as<float>(), static_cast<size_t>(src.numel()), true);
+  if (alpha == 1.f) {
+    write_or_accumulate(dst.data_as<float>(), src.data_as<float>(), static_cast<size_t>(src.numel()), true);
+    return;
+  }
+  const float* s = src.data_as<float>();
+  float* d = dst.data_as<float>();
+  const int64_t n = src.numel();
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) d[i] += alpha * s[i];
 }
 
 void CpuBackend::mix_with_reverse(ExecContext&, const Tensor& x, float lambda, Tensor& out) {

@@ -296,11 +296,14 @@ void CudaBackend::mix_with_reverse(ExecContext& ctx, const Tensor& x, float lamb
                         x.numel() / std::max<int64_t>(x.dim(0), 1), lambda);
 }
 
-void CudaBackend::add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) {
+void CudaBackend::add_into(ExecContext& ctx, const Tensor& src, Tensor& dst, float alpha) {
   check_device(src, device_, "add", "the source");
   check_device(dst, device_, "add", "the destination");
   CONVOY_CHECK(src.numel() == dst.numel(), "adding " << src.numel() << " elements into " << dst.numel());
-  write_or_accumulate(cuda_ctx(ctx).stream(), dst.data_as<float>(), src.data_as<float>(), src.numel(), true);
+  if (alpha == 1.f)
+    write_or_accumulate(cuda_ctx(ctx).stream(), dst.data_as<float>(), src.data_as<float>(), src.numel(), true);
+  else
+    accumulate_scaled(cuda_ctx(ctx).stream(), dst.data_as<float>(), src.data_as<float>(), src.numel(), alpha);
 }
 
 // --- weight layouts ---

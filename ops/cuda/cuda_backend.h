@@ -131,7 +131,7 @@ class CudaBackend final : public Backend {
   void sum_squares(ExecContext& ctx, const Tensor& x, Tensor& out) override;
   void round_to(ExecContext& ctx, const Tensor& src, Tensor& dst, DType storage) override;
   void check_finite(ExecContext& ctx, const Tensor& x, Tensor& flag) override;
-  void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) override;
+  void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst, float alpha) override;
   void mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) override;
 
   const CudaOptions& options() const { return o_; }

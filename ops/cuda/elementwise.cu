@@ -122,6 +122,10 @@ void write_or_accumulate(cudaStream_t stream, float* dst, const float* src, int6
   }
 }
 
+void accumulate_scaled(cudaStream_t stream, float* dst, const float* src, int64_t n, float alpha) {
+  launch(stream, n, [=] __device__(int64_t i) { dst[i] += alpha * src[i]; });
+}
+
 void mix_rows_with_reverse(cudaStream_t stream, const float* x, float* out, int64_t N, int64_t per, float lambda) {
   launch(stream, N * per, [=] __device__(int64_t i) {
     const int64_t n = i / per, j = i % per;

@@ -27,6 +27,8 @@ void round_through_half(cudaStream_t stream, const float* src, float* dst, int64
 void flag_nonfinite(cudaStream_t stream, const float* x, int64_t n, int32_t* flag);
 // dst = src, or dst += src.
 void write_or_accumulate(cudaStream_t stream, float* dst, const float* src, int64_t n, bool accumulate);
+// dst += alpha * src.
+void accumulate_scaled(cudaStream_t stream, float* dst, const float* src, int64_t n, float alpha);
 // out row n = lambda x row n + (1 - lambda) x row N-1-n, rows of `per` floats (mixup).
 void mix_rows_with_reverse(cudaStream_t stream, const float* x, float* out, int64_t N, int64_t per, float lambda);
 void sgd_update(cudaStream_t stream, float* w, float* v, const float* g, int64_t n, float lr, float momentum,

@@ -135,10 +135,10 @@ class StrictBackend final : public Backend {
     Tensor d = boundary_.pass(dst, "rounding", "the destination");
     inner_->round_to(boundary_.inner(ctx), boundary_.pass(src, "rounding", "the source"), d, storage);
   }
-  void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst) override {
+  void add_into(ExecContext& ctx, const Tensor& src, Tensor& dst, float alpha) override {
     Boundary::Scope s(boundary_);
     Tensor d = boundary_.pass(dst, "add", "the destination");
-    inner_->add_into(boundary_.inner(ctx), boundary_.pass(src, "add", "the source"), d);
+    inner_->add_into(boundary_.inner(ctx), boundary_.pass(src, "add", "the source"), d, alpha);
   }
   void mix_with_reverse(ExecContext& ctx, const Tensor& x, float lambda, Tensor& out) override {
     Boundary::Scope s(boundary_);

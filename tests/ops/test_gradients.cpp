@@ -460,6 +460,19 @@ TEST(Mixup, MixesEachSampleWithItsReverse) {
   EXPECT_THROW(backend().mix_with_reverse(backend().context(), x, 1.5f, out), Error);  // not a weight
 }
 
+// dst += alpha * src: micro-batch accumulation (alpha 1) and the mean of two evaluation views (alpha 0.5).
+TEST(AddInto, AddsTheScaledSourceIntoTheDestination) {
+  ops::Tensor src = device_tensor(Shape{5}, {1, -2, 3, 0.5f, 8});
+  ops::Tensor dst = device_tensor(Shape{5}, {10, 20, 30, 40, 50});
+  backend().add_into(backend().context(), src, dst, 1.f);
+  backend().add_into(backend().context(), src, dst, 0.5f);
+  const std::vector<float> got = host_values(dst);
+  const std::vector<float> want{11.5f, 17, 34.5f, 40.75f, 62};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
+  ops::Tensor shorter = device_tensor(Shape{4}, {1, 2, 3, 4});
+  EXPECT_THROW(backend().add_into(backend().context(), shorter, dst, 0.5f), Error);
+}
+
 TEST(Gradients, CrossEntropyAccumulatesAndFlagsNonFiniteLosses) {
   const int64_t N = 2, K = 3;
   LossProbe probe(N, K, {0, 2});

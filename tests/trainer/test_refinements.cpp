@@ -7,6 +7,8 @@
 #include <cmath>
 #include <random>
 
+#include "datasets/loader.h"
+#include "datasets/transforms.h"
 #include "ops/models/zoo.h"
 #include "tests/trainer/fixtures.h"
 #include "trainer/config.h"
@@ -208,6 +210,51 @@ TEST(AuxiliaryClassifiers, TrainThroughTheConfig) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("aux_logits"), std::string::npos) << e.what();
   }
+}
+
+// eval.flip: each validation image and its mirror image run through the model and the mean of the two
+// logits is scored. Recomputed here from the trained graph, batch by batch, on the host.
+TEST(EvalFlip, ScoresTheMeanOfEachImagesAndItsMirrorsLogits) {
+  const std::string data = test::fashion_subset(512, 80), yaml = test::small_config(data);
+  Config c = parse_config(yaml, "flip.yaml", {"train.epochs=1", "eval.flip=true"});
+  Trainer t(c, test::temp_dir("eval_flip"));
+  ASSERT_EQ(t.train(""), 0);
+  const EvalResult flipped = t.evaluate();
+  ops::Graph& g = t.graph();
+  g.set_training(false);
+  datasets::LoaderOptions o;
+  o.data_dir = data, o.split = "val", o.batch_size = c.train.batch_size, o.train = false, o.threads = 1;
+  datasets::Loader val(o);
+  val.start_epoch(0);
+  double loss = 0, plain_loss = 0;
+  int64_t hits = 0, samples = 0;
+  for (int64_t b = 0; b < val.batches_per_epoch(); ++b) {
+    const datasets::Batch* batch = val.next();
+    ASSERT_NE(batch, nullptr);
+    const ops::Shape shape{batch->n, batch->height, batch->width, batch->channels};
+    ops::Tensor x = ops::Tensor::wrap(batch->images, shape, ops::DType::f32), m = ops::Tensor::zeros_host(shape);
+    datasets::mirror_images(batch->images_f32(), batch->n, batch->height, batch->width, batch->channels,
+                            m.host<float>());
+    EXPECT_EQ(m.host<float>()[0], batch->images_f32()[batch->width - 1]);  // row 0's last pixel comes first
+    const ops::Tensor a = ops::to_host(t.backend(), g.forward(x)), bm = ops::to_host(t.backend(), g.forward(m));
+    const int64_t K = a.dim(1);
+    for (int64_t n = 0; n < batch->n; ++n) {
+      if (!batch->valid[n]) continue;
+      std::vector<float> mean(static_cast<size_t>(K));
+      for (int64_t k = 0; k < K; ++k) mean[k] = 0.5f * a.host<float>()[n * K + k] + 0.5f * bm.host<float>()[n * K + k];
+      const int32_t y = batch->labels[n];
+      loss += xent(mean.data(), K, y, nullptr);
+      plain_loss += xent(a.host<float>() + n * K, K, y, nullptr);
+      hits += std::max_element(mean.begin(), mean.end()) - mean.begin() == y;
+      ++samples;
+    }
+  }
+  g.set_training(true);
+  ASSERT_EQ(samples, 80);
+  EXPECT_EQ(flipped.samples, samples);
+  EXPECT_NEAR(flipped.loss, loss / samples, 1e-5);
+  EXPECT_DOUBLE_EQ(flipped.top1, static_cast<double>(hits) / samples);
+  EXPECT_GT(std::abs(flipped.loss - plain_loss / samples), 1e-4);  // the mirrored view changed the score
 }
 
 }  // namespace
