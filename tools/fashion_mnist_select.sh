@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Model selection for the quickstart without the test set: the first 55,000 Fashion-MNIST training images
 # train, the last 5,000 (split `holdout`) judge. Trains the quickstart config on 2 local MPI ranks with the
-# given overrides and appends one JSON line (label, overrides, holdout top-1 of every epoch, seconds of
+# given overrides and appends one JSON line (label, overrides, holdout top-1 of every evaluated epoch, seconds of
 # training and evaluation) to runs/select.jsonl.
 #   tools/fashion_mnist_select.sh LABEL [--set key=value ...]
 #   tools/fashion_mnist_select.sh resnet8-e20 --set train.epochs=20
@@ -30,7 +30,7 @@ launch/convoy-mpirun -np 2 build/convoy train --config configs/fashion_mnist_qui
 /usr/bin/python3 - "$label" "$out/metrics.jsonl" "$*" <<'PY' | tee -a runs/select.jsonl
 import json, sys
 label, metrics, args = sys.argv[1:]
-epochs = [j for j in map(json.loads, open(metrics)) if j.get("type") == "epoch"]
+epochs = [j for j in map(json.loads, open(metrics)) if j.get("type") == "epoch" and "top1" in j]
 print(json.dumps({"label": label, "overrides": args, "holdout_top1": [e["top1"] for e in epochs],
                   "seconds": round(epochs[-1]["elapsed_s"], 1)}))
 PY

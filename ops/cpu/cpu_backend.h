@@ -92,6 +92,8 @@ class CpuBackend final : public Backend {
 std::unique_ptr<ConvKernel> make_conv(CpuBackend& be, const ConvSpec& spec);
 std::unique_ptr<BatchNormKernel> make_batch_norm(CpuBackend& be, const BatchNormSpec& spec);
 std::unique_ptr<SyncBatchNormKernel> make_sync_batch_norm(CpuBackend& be, const BatchNormSpec& spec);
+// Batch norm on convoy's own NHWC loops (ops/cpu/sync_batch_norm.cpp); `why` goes into its implementations().
+std::unique_ptr<BatchNormKernel> make_loop_batch_norm(const BatchNormSpec& spec, const std::string& why);
 std::unique_ptr<PoolKernel> make_pool(CpuBackend& be, const PoolSpec& spec);
 std::unique_ptr<AdaptivePoolKernel> make_adaptive_pool(CpuBackend& be, const AdaptivePoolSpec& spec);
 std::unique_ptr<LinearKernel> make_linear(CpuBackend& be, const LinearSpec& spec);
