@@ -3,7 +3,7 @@
 # scaling) and, where the processor has bf16 arithmetic, in native bf16: each trains as fp32 does; fp16's
 # progress line and metrics show the loss scale and the skipped steps, bf16's show none (no scaling). The bound is 1.5 points of top-1: at 2 epochs the accuracy is still climbing and the two
 # runs' trajectories part at the first rounding, so seeds alone move the gap by about a point (seeds 1, 2,
-# 3 on an AVX-512 machine: 0.43, 1.06, 0.31). The 10-epoch quickstart is within 0.5 (91.86 vs 91.42 %).
+# 3 on an AVX-512 machine: 0.43, 1.06, 0.31). The old 10-epoch ResNet-8 quickstart was within 0.5 (91.86 vs 91.42 %).
 source "$(dirname "$0")/common.sh" "$1" "$2"
 fashion_mnist
 cfg=$SRC/configs/fashion_mnist_quickstart.yaml
