@@ -3,7 +3,7 @@
 # (here SLURM_CRED_EXPIRE, default 10 s, not Slurm's 120) before they may start again, and the
 # scheduler looks at pending jobs every second, so a requeue costs seconds rather than minutes.
 #   start_slurm            the daemons up and the node idle; exports SLURM_CONF
-#   wait_job JOB SECONDS   until JOB has left the queue for good (requeued jobs come back as pending)
+#   wait_job JOB SECONDS   until JOB has ended for good (requeued jobs come back as pending)
 start_slurm() {
   command -v slurmctld >/dev/null || fail "slurm-wlm is not installed (tools/setup.sh installs it)"
   local host
@@ -60,8 +60,18 @@ stop_slurm() {
 }
 
 wait_job() {
+  # squeue -t all keeps a finished job listed (for MinJobAge) with its end state; a requeued job passes
+  # through REQUEUED and PENDING and is not finished. An squeue that fails for any other reason than a
+  # job the controller has forgotten (a busy slurmctld times out) is asked again, not taken as done.
+  local s
   for _ in $(seq "$2"); do
-    squeue -h -j "$1" 2>/dev/null | grep -q . || return 0
+    if s=$(squeue -h -j "$1" -t all -o %T 2>&1); then
+      case $s in
+        ""|COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE) return 0 ;;
+      esac
+    elif [[ $s == *"Invalid job id"* ]]; then
+      return 0
+    fi
     sleep 1
   done
   squeue; fail "job $1 did not finish"
