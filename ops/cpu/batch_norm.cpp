@@ -9,28 +9,49 @@ namespace {
 
 using namespace dnnl;
 
-class CpuBatchNorm final : public BatchNormKernel {
- public:
-  CpuBatchNorm(CpuBackend& be, const BatchNormSpec& s) : s_(s), eng_(be.engine()) {
+// oneDNN's three primitive descriptors for one spec: cheap to make (no kernel is generated, nothing is
+// reserved), so make_batch_norm can read their implementations before it commits to oneDNN.
+struct BatchNormPds {
+  batch_normalization_forward::primitive_desc train, eval;
+  batch_normalization_backward::primitive_desc bwd;
+
+  BatchNormPds(const engine& eng, const BatchNormSpec& s) {
     check_compute_dtype(s.dtype, "batch normalization");
     auto data = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);  // statistics, γ and β stay f32
-    auto stat = memory::desc({s.C}, dt::f32, tag::x);
     auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
     if (s.fuse_relu) flags |= normalization_flags::fuse_norm_relu;
-
-    train_pd_ = make_pd("batch-norm forward", [&] {
+    train = make_pd("batch-norm forward", [&] {
       auto d = batch_normalization_forward::desc(prop_kind::forward_training, data, s.eps, flags);
-      return batch_normalization_forward::primitive_desc(d, scratchpad_attr(), eng_);
+      return batch_normalization_forward::primitive_desc(d, scratchpad_attr(), eng);
     });
-    eval_pd_ = make_pd("batch-norm inference", [&] {
+    eval = make_pd("batch-norm inference", [&] {
       auto d = batch_normalization_forward::desc(prop_kind::forward_inference, data, s.eps,
                                                  flags | normalization_flags::use_global_stats);
-      return batch_normalization_forward::primitive_desc(d, scratchpad_attr(), eng_);
+      return batch_normalization_forward::primitive_desc(d, scratchpad_attr(), eng);
     });
-    bwd_pd_ = make_pd("batch-norm backward", [&] {
+    bwd = make_pd("batch-norm backward", [&] {
       auto d = batch_normalization_backward::desc(prop_kind::backward, data, data, s.eps, flags);
-      return batch_normalization_backward::primitive_desc(d, scratchpad_attr(), eng_, train_pd_);
+      return batch_normalization_backward::primitive_desc(d, scratchpad_attr(), eng, train);
     });
+  }
+
+  // The training implementation (forward or backward) that is oneDNN's reference code, or "".
+  std::string training_reference() const {
+    for (const char* impl : {train.impl_info_str(), bwd.impl_info_str()}) {
+      std::string name(impl);
+      if (name.size() >= 4 && name.compare(name.size() - 4, 4, ":any") == 0) return name;
+    }
+    return "";
+  }
+};
+
+class CpuBatchNorm final : public BatchNormKernel {
+ public:
+  CpuBatchNorm(CpuBackend& be, const BatchNormSpec& s, BatchNormPds pds)
+      : s_(s), eng_(be.engine()), train_pd_(std::move(pds.train)), eval_pd_(std::move(pds.eval)),
+        bwd_pd_(std::move(pds.bwd)) {
+    auto data = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
+    auto stat = memory::desc({s.C}, dt::f32, tag::x);
     saved_bytes_ = s.fuse_relu ? train_pd_.workspace_desc().get_size() : 0;
 
     WorkspacePlan ws;
@@ -139,14 +160,12 @@ class CpuBatchNorm final : public BatchNormKernel {
 // as for bf16 with channels not a multiple of 16: 45 ms a call at 64x28x28x24, 10x the whole step of the
 // network around it); then convoy's own loops.
 std::unique_ptr<BatchNormKernel> make_batch_norm(CpuBackend& be, const BatchNormSpec& spec) {
-  auto k = std::make_unique<CpuBatchNorm>(be, spec);
-  for (const std::string& impl : k->implementations()) {
-    if (impl.rfind("batch-norm inference", 0) == 0) continue;
-    if (impl.size() >= 4 && impl.compare(impl.size() - 4, 4, ":any") == 0)
-      return make_loop_batch_norm(spec, "oneDNN has only " + impl.substr(impl.rfind(' ') + 1) + " for " +
-                                            std::to_string(spec.C) + " " + dtype_name(spec.dtype) + " channels");
-  }
-  return k;
+  BatchNormPds pds(be.engine(), spec);
+  std::string ref = pds.training_reference();
+  if (!ref.empty())
+    return make_loop_batch_norm(spec, "oneDNN has only " + ref + " for " + std::to_string(spec.C) + " " +
+                                          dtype_name(spec.dtype) + " channels");
+  return std::make_unique<CpuBatchNorm>(be, spec, std::move(pds));
 }
 
 }  // namespace convoy::ops::cpu
