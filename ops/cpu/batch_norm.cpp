@@ -50,7 +50,7 @@ class CpuBatchNorm final : public BatchNormKernel {
   CpuBatchNorm(CpuBackend& be, const BatchNormSpec& s, BatchNormPds pds)
       : s_(s), eng_(be.engine()), train_pd_(std::move(pds.train)), eval_pd_(std::move(pds.eval)),
         bwd_pd_(std::move(pds.bwd)) {
-    auto data = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
+    memory::desc data = train_pd_.src_desc();  // the NHWC descriptor BatchNormPds made
     auto stat = memory::desc({s.C}, dt::f32, tag::x);
     saved_bytes_ = s.fuse_relu ? train_pd_.workspace_desc().get_size() : 0;
 
