@@ -2,6 +2,7 @@
 // plain OIHW/OHWI weights oneDNN 2.6 falls back to its reference convolution, orders of magnitude slower.
 #include <optional>
 
+#include "ops/cpu/gemm_conv.h"
 #include "ops/cpu/im2col_weight_grad.h"
 #include "ops/cpu/weighted_op.h"
 
@@ -11,11 +12,14 @@ namespace {
 using namespace dnnl;
 using ConvOp = WeightedOp<convolution_forward, convolution_backward_data, convolution_backward_weights>;
 
-ConvOp build(CpuBackend& be, const ConvSpec& s) {
+void check_spec(const ConvSpec& s) {
   CONVOY_CHECK(s.C % s.groups == 0 && s.K % s.groups == 0,
                "convolution channels (" << s.C << " in, " << s.K << " out) must divide by groups=" << s.groups);
   CONVOY_CHECK(s.out_h() > 0 && s.out_w() > 0, "convolution of a " << s.H << "x" << s.W << " input with a " << s.R
                                                                    << "x" << s.S << " kernel gives an empty output");
+}
+
+ConvOp build(CpuBackend& be, const ConvSpec& s) {
   auto src = nhwc_desc(s.N, s.H, s.W, s.C, s.dtype);
   auto dst = nhwc_desc(s.N, s.out_h(), s.out_w(), s.K, s.dtype);
   memory::dims wdims = s.groups == 1 ? memory::dims{s.K, s.C, s.R, s.S}
@@ -52,18 +56,10 @@ ConvOp build(CpuBackend& be, const ConvSpec& s) {
 // 1.6 vs 1.9 and 16x16 1.5 vs 3.1.
 bool im2col_bf16(const ConvSpec& s) { return s.out_h() * s.out_w() <= 16; }
 
-// The same for f32 where oneDNN's direct kernel is slow: output maps of at most 4 pixels (ResNet's last
-// stage at 64x64 inputs). Measured on AVX2 (2 Zen 3 cores), ResNet-50 at 64x64, batch 16, backward ms of
-// layer4.0.conv2 (3x3, stride 2, 4x4 -> 2x2, 512 channels) in three runs: 12.4 / 13.0 / 13.9 direct,
-// 7.2 / 8.0 / 7.3 im2col; at 4x4 maps (layer3) the two were within the machine's noise. A fixed rule, not
-// a timing at start-up, so every rank and every run computes the same sums in the same order.
-bool im2col_f32(const ConvSpec& s) { return s.out_h() * s.out_w() <= 4; }
-
 class CpuConv final : public ConvKernel {
  public:
   CpuConv(CpuBackend& be, const ConvSpec& s) : op_(build(be, s)) {
-    if (s.groups == 1 && s.dtype == DType::f32 &&
-        (op_.backward_weights_impl().find("gemm") != std::string::npos || im2col_f32(s)))
+    if (s.groups == 1 && s.dtype == DType::f32 && op_.backward_weights_impl().find("gemm") != std::string::npos)
       im2col_.emplace(be, s, op_.weights_desc(), op_.workspace_bytes());
     else if (s.dtype == DType::bf16 && im2col_bf16(s) && Im2colWeightGrad::bf16_fits(s))
       im2col_.emplace(be, s, op_.master_desc(), op_.workspace_bytes());
@@ -99,6 +95,8 @@ class CpuConv final : public ConvKernel {
 }  // namespace
 
 std::unique_ptr<ConvKernel> make_conv(CpuBackend& be, const ConvSpec& spec) {
+  check_spec(spec);
+  if (gemm_conv_fits(spec)) return make_gemm_conv(be, spec);
   return std::make_unique<CpuConv>(be, spec);
 }
 

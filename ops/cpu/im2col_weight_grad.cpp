@@ -51,22 +51,22 @@ bool Im2colWeightGrad::bf16_fits(const ConvSpec& s) {
   return s.groups == 1 && s.N * s.out_h() * s.out_w() * s.R * s.S * s.C * 2 <= (64 << 20);
 }
 
-// col row (n, p, q) holds the input patch in (r, s, c) order, zeros where it overlaps the padding.
-void Im2colWeightGrad::im2col(const char* x, int64_t n0, int64_t images, char* col) const {
-  const int64_t C = s_.C, H = s_.H, W = s_.W, rows = images * P_ * Q_;
-  const size_t run = static_cast<size_t>(C) * es_;
+void im2col_nhwc(const ConvSpec& s, size_t es, const char* x, int64_t n0, int64_t images, char* col) {
+  const int64_t C = s.C, H = s.H, W = s.W, P = s.out_h(), Q = s.out_w(), rows = images * P * Q;
+  const int64_t rsc = s.R * s.S * C;
+  const size_t run = static_cast<size_t>(C) * es;
 #pragma omp parallel for schedule(static)
   for (int64_t row = 0; row < rows; ++row) {
-    const int64_t n = n0 + row / (P_ * Q_), p = row / Q_ % P_, q = row % Q_;
-    char* dst = col + static_cast<size_t>(row * rsc_) * es_;
-    for (int64_t r = 0; r < s_.R; ++r) {
-      const int64_t ih = p * s_.stride_h - s_.pad_h + r * s_.dilation_h;
-      for (int64_t t = 0; t < s_.S; ++t, dst += run) {
-        const int64_t iw = q * s_.stride_w - s_.pad_w + t * s_.dilation_w;
+    const int64_t n = n0 + row / (P * Q), p = row / Q % P, q = row % Q;
+    char* dst = col + static_cast<size_t>(row * rsc) * es;
+    for (int64_t r = 0; r < s.R; ++r) {
+      const int64_t ih = p * s.stride_h - s.pad_h + r * s.dilation_h;
+      for (int64_t t = 0; t < s.S; ++t, dst += run) {
+        const int64_t iw = q * s.stride_w - s.pad_w + t * s.dilation_w;
         if (ih < 0 || ih >= H || iw < 0 || iw >= W)
           std::memset(dst, 0, run);
         else
-          std::memcpy(dst, x + static_cast<size_t>(((n * H + ih) * W + iw) * C) * es_, run);
+          std::memcpy(dst, x + static_cast<size_t>(((n * H + ih) * W + iw) * C) * es, run);
       }
     }
   }
@@ -89,7 +89,7 @@ void Im2colWeightGrad::run(ExecContext& ctx, const void* x, const void* g, void*
   char* col = ws + off_col_;
   const int64_t K = s_.K;
   if (matmul_.valid()) {
-    im2col(static_cast<const char*>(x), 0, s_.N, col);
+    im2col_nhwc(s_, es_, static_cast<const char*>(x), 0, s_.N, col);
     matmul_.set(DNNL_ARG_SRC, g);
     matmul_.set(DNNL_ARG_WEIGHTS, col);
     matmul_.set(DNNL_ARG_DST, plain);
@@ -99,7 +99,7 @@ void Im2colWeightGrad::run(ExecContext& ctx, const void* x, const void* g, void*
     const float* gf = static_cast<const float*>(g);
     for (int64_t n0 = 0; n0 < s_.N; n0 += images_per_chunk_) {
       const int64_t images = std::min(images_per_chunk_, s_.N - n0), rows = images * P_ * Q_;
-      im2col(static_cast<const char*>(x), n0, images, col);
+      im2col_nhwc(s_, es_, static_cast<const char*>(x), n0, images, col);
       dnnl_status_t st = dnnl_sgemm('T', 'N', K, rsc_, rows, 1.f, gf + n0 * P_ * Q_ * K, K,
                                     reinterpret_cast<const float*>(col), rsc_, n0 == 0 ? 0.f : 1.f, plain, rsc_);
       CONVOY_CHECK(st == dnnl_success, "oneDNN's sgemm failed (status " << static_cast<int>(st) << ")");

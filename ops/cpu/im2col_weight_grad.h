@@ -12,6 +12,10 @@
 
 namespace convoy::ops::cpu {
 
+// col row (n, p, q) of images [n0, n0 + images) holds the input patch in (r, s, c) order, zeros where it
+// overlaps the padding; x is (N, H, W, C) with elements of es bytes, col (images * P * Q, R * S * C).
+void im2col_nhwc(const ConvSpec& s, size_t es, const char* x, int64_t n0, int64_t images, char* col);
+
 class Im2colWeightGrad {
  public:
   // packed: the weights' device layout; the workspace from ws_offset on belongs to this object.
@@ -23,7 +27,6 @@ class Im2colWeightGrad {
   void run(ExecContext& ctx, const void* x, const void* g, void* dw, float* db);
 
  private:
-  void im2col(const char* x, int64_t n0, int64_t images, char* col) const;
   template <typename T>
   void bias_grad(const T* g, float* db) const;
 

@@ -64,7 +64,12 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"groups2", conv(4, 3, 3, 1, 1, 1, 2, true), Shape{2, 4, 4, 4}},
                       ConvCase{"k1x3", conv(3, 1, 3, 1, 1, 1, 1, true), Shape{2, 4, 5, 2}},
                       ConvCase{"k1_stride2", conv(5, 1, 1, 2, 0, 1, 1, false), Shape{2, 5, 5, 3}},
-                      ConvCase{"k7_stride2_pad3", conv(2, 7, 7, 2, 3, 1, 1, false), Shape{1, 9, 9, 3}}),
+                      ConvCase{"k7_stride2_pad3", conv(2, 7, 7, 2, 3, 1, 1, false), Shape{1, 9, 9, 3}},
+                      // Output maps of at most 4 pixels: the CPU's GEMM convolution (ops/cpu/gemm_conv.h).
+                      ConvCase{"k3_on_2x2_bias", conv(5, 3, 3, 1, 1, 1, 1, true), Shape{3, 2, 2, 4}},
+                      ConvCase{"k1_on_2x2_bias", conv(5, 1, 1, 1, 0, 1, 1, true), Shape{3, 2, 2, 4}},
+                      ConvCase{"k1_stride2_4x4_to_2x2", conv(3, 1, 1, 2, 0, 1, 1, false), Shape{2, 4, 4, 3}},
+                      ConvCase{"k3_dilation2_to_1x2", conv(3, 3, 3, 2, 0, 2, 1, true), Shape{2, 5, 6, 2}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Gradients, ConvWithFusedRelu) {
@@ -74,20 +79,40 @@ TEST(Gradients, ConvWithFusedRelu) {
   expect_gradients_match(*g, input_for(*g));
 }
 
-TEST(Gradients, ConvWithSmallSpatialUsesIm2colAndMatches) {
-  // 3x3 on 2x2 maps with many channels: where oneDNN's backward-weights falls back to gemm on AVX2 and
-  // convoy computes the weight gradient itself (elsewhere oneDNN's kernel runs; both must be right).
-  auto g = one_layer(ops::conv2d(conv(16, 3, 3, 1, 1, 1, 1, true)), Shape{2, 2, 2, 16});
-  expect_gradients_match(*g, input_for(*g));
-  // f32 output maps of at most 4 pixels always take it on the CPU (faster than oneDNN's direct kernel
-  // there, on AVX2 and AVX-512 alike): here a stride-2 3x3 from 4x4 to 2x2, as ResNet's layer4.0.conv2.
+TEST(Gradients, ConvOnSmallMapsTakesTheGemmConvolutionAndMatches) {
+  // f32 output maps of at most 4 pixels take the CPU's GEMM convolution (ops/cpu/gemm_conv.h): here a
+  // stride-2 3x3 from 4x4 to 2x2, as ResNet's layer4.0.conv2.
   auto s2 = one_layer(ops::conv2d(conv(8, 3, 3, 2, 1, 1, 1, false)), Shape{3, 4, 4, 5});
   if (backend().device().kind != ops::DeviceKind::cuda) {
-    bool im2col = false;
-    for (const auto& impl : s2->implementations()) im2col |= impl.find("im2col") != std::string::npos;
-    EXPECT_TRUE(im2col);
+    bool gemm = false;
+    for (const auto& impl : s2->implementations()) gemm |= impl.find("convoy:gemm") != std::string::npos;
+    EXPECT_TRUE(gemm);
   }
   expect_gradients_match(*s2, input_for(*s2));
+  // With a bias and a fused ReLU, 16 channels on 2x2 maps.
+  auto relu = one_layer(ops::conv2d(conv(16, 3, 3, 1, 1, 1, 1, true)), Shape{2, 2, 2, 16}, true);
+  EXPECT_EQ(relu->layer(0).type(), "Conv2d+ReLU");
+  expect_gradients_match(*relu, input_for(*relu));
+  // 3x3 on 3x3 maps, just above that size: oneDNN's kernels, or convoy's im2col weight gradient where
+  // oneDNN falls back to gemm there.
+  auto above = one_layer(ops::conv2d(conv(16, 3, 3, 1, 1, 1, 1, true)), Shape{2, 3, 3, 16});
+  expect_gradients_match(*above, input_for(*above));
+}
+
+TEST(Gradients, GemmConvolutionsAccumulateTheirInputGradient) {
+  // As TwoConvolutionsReadingOneActivation, on 2x2 maps: a 1x1 (whose column gradient is dx itself) and
+  // a 3x3 (folded back by col2im) both accumulate into one input's gradient.
+  ops::Graph g("fork");
+  std::string a = g.add("a", ops::conv2d(conv(3, 3, 3, 1, 1, 1, 1, false)), {ops::Graph::kInput});
+  std::string s = g.add("stem", ops::conv2d(conv(4, 1, 1, 1, 0, 1, 1, true)), {ops::Graph::kInput});
+  std::string b = g.add("b", ops::conv2d(conv(3, 1, 1, 1, 0, 1, 1, false)), {s});
+  std::string c = g.add("c", ops::conv2d(conv(3, 3, 3, 1, 1, 1, 1, false)), {s});
+  std::string bc = g.add("bc", ops::add(), {b, c});
+  g.add("sum", ops::add(), {a, bc});
+  g.set_input_grad(true);
+  g.setup(&backend(), Shape{2, 2, 2, 3});
+  g.init_params(7);
+  expect_gradients_match(g, input_for(g));
 }
 
 TEST(Gradients, LinearOn2dInput) {
