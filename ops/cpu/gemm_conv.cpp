@@ -21,38 +21,44 @@ class GemmConv final : public ConvKernel {
         rsc_(s.R * s.S * s.C),
         pointwise_(s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0) {
     CONVOY_CHECK(gemm_conv_fits(s), "internal: the GEMM convolution takes f32, groups=1, output maps of at most "
-                                        << kGemmConvMaxPixels << " pixels");
+                                        << kGemmConvMaxPixels << " pixels and columns of at most 64 MB");
     const dnnl::memory::dims dims{s.K, s.C, s.R, s.S};
     layout_ = std::make_shared<DnnlPackedLayout>(be.engine(), dnnl::memory::desc(dims, dt::f32, tag::ohwi),
                                                  dnnl::memory::desc(dims, dt::f32, tag::oihw));
+    // Forward: y (rows, K) = col (rows, RSC) x W^T, W read in place as a (RSC, K) matrix of strides (1, RSC).
+    using dnnl::memory;
+    memory::desc col({rows_, rsc_}, dt::f32, memory::dims{rsc_, 1}), wt({rsc_, s.K}, dt::f32, memory::dims{1, rsc_}),
+        y({rows_, s.K}, dt::f32, memory::dims{s.K, 1});
+    memory::desc bias = s.bias ? memory::desc({1, s.K}, dt::f32, memory::dims{s.K, 1}) : memory::desc();
+    auto pd = make_pd("convolution matmul", [&] {
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(col, wt, bias, y),
+                                          s.fuse_relu ? relu_attr() : scratchpad_attr(), be.engine());
+    });
+    fwd_impl_ = pd.impl_info_str();
+    fwd_ = Call(dnnl::matmul(pd), be.engine());
+    fwd_.arg(DNNL_ARG_SRC, col);
+    fwd_.arg(DNNL_ARG_WEIGHTS, wt);
+    if (s.bias) fwd_.arg(DNNL_ARG_BIAS, bias);
+    fwd_.arg(DNNL_ARG_DST, y);
+    fwd_.arg(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc());
     WorkspacePlan ws;
     off_col_ = ws.add(pointwise_ ? 0 : static_cast<size_t>(rows_ * rsc_) * sizeof(float));
-    off_t_ = ws.add(static_cast<size_t>(rows_ * s.K) * sizeof(float));
+    off_mask_ = ws.add(s.fuse_relu ? static_cast<size_t>(rows_ * s.K) * sizeof(float) : 0);
+    off_scratch_ = ws.add(pd.scratchpad_desc().get_size());
     ws_bytes_ = ws.total();
     be.reserve_workspace(ws_bytes_);
   }
 
   std::shared_ptr<const PackedLayout> weight_layout() const override { return layout_; }
 
-  // Y^T (K, rows) = W (K, RSC) x col^T, then transposed into y with the bias and ReLU: oneDNN's sgemm
-  // runs col x W^T (B transposed, few rows) at under half the speed of this form.
   void forward(ExecContext& ctx, const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
     char* ws = static_cast<char*>(ctx.workspace(ws_bytes_));
-    const float* col = columns(ws, x);
-    float* yt = reinterpret_cast<float*>(ws + off_t_);
-    const int64_t K = s_.K, rows = rows_;
-    sgemm('N', 'T', K, rows, rsc_, static_cast<const float*>(w.data()), rsc_, col, rsc_, 0.f, yt, rows);
-    const float* bias = s_.bias ? static_cast<const float*>(b.data()) : nullptr;
-    float* out = static_cast<float*>(y.data());
-    const bool relu = s_.fuse_relu;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      float* o = out + r * K;
-      for (int64_t k = 0; k < K; ++k) {
-        const float v = yt[k * rows + r] + (bias ? bias[k] : 0.f);
-        o[k] = relu && v < 0.f ? 0.f : v;  // NaN passes through, as in oneDNN's ReLU
-      }
-    }
+    fwd_.set(DNNL_ARG_SRC, columns(ws, x));
+    fwd_.set(DNNL_ARG_WEIGHTS, w.data());
+    if (s_.bias) fwd_.set(DNNL_ARG_BIAS, b.data());
+    fwd_.set(DNNL_ARG_DST, y.data());
+    fwd_.set(DNNL_ARG_SCRATCHPAD, ws + off_scratch_);
+    fwd_.run(cpu_ctx(ctx).stream());
   }
 
   // dW (K, RSC) = G^T x col; db = column sums of G; dcol (rows, RSC) = G x W, folded back into dx.
@@ -62,7 +68,7 @@ class GemmConv final : public ConvKernel {
     const int64_t K = s_.K, rows = rows_;
     const float* g = static_cast<const float*>(dy.data());
     if (s_.fuse_relu) {
-      float* m = reinterpret_cast<float*>(ws + off_t_);
+      float* m = reinterpret_cast<float*>(ws + off_mask_);
       const float* yv = static_cast<const float*>(y.data());
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < rows * K; ++i) m[i] = yv[i] > 0.f ? g[i] : 0.f;
@@ -91,7 +97,7 @@ class GemmConv final : public ConvKernel {
   }
 
   std::vector<std::string> implementations() const override {
-    return {"convolution forward convoy:gemm (sgemm NT + transpose)",
+    return {"convolution forward convoy:gemm (matmul " + fwd_impl_ + ")",
             "convolution backward-data convoy:gemm (sgemm NN + col2im)",
             "convolution backward-weights convoy:gemm (im2col + sgemm TN)"};
   }
@@ -133,13 +139,17 @@ class GemmConv final : public ConvKernel {
   int64_t rows_, rsc_;
   bool pointwise_;
   std::shared_ptr<DnnlPackedLayout> layout_;
-  size_t off_col_ = 0, off_t_ = 0, ws_bytes_ = 0;
+  std::string fwd_impl_;
+  Call fwd_;
+  size_t off_col_ = 0, off_mask_ = 0, off_scratch_ = 0, ws_bytes_ = 0;
 };
 
 }  // namespace
 
 bool gemm_conv_fits(const ConvSpec& s) {
-  return s.dtype == DType::f32 && s.groups == 1 && s.out_h() * s.out_w() <= kGemmConvMaxPixels;
+  // The column buffer (none for a 1x1 of stride 1) stays under 64 MB; larger batches take oneDNN's kernels.
+  const int64_t pixels = s.out_h() * s.out_w(), col_bytes = s.N * pixels * s.R * s.S * s.C * 4;
+  return s.dtype == DType::f32 && s.groups == 1 && pixels <= kGemmConvMaxPixels && col_bytes <= (64 << 20);
 }
 
 std::unique_ptr<ConvKernel> make_gemm_conv(CpuBackend& be, const ConvSpec& spec) {

@@ -55,7 +55,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"k1x3_pad1", {2, 5, 6, 3, 4, 1, 3, 1, 1, 1, 1}, true},
                       ConvCase{"k7_stride2_pad3", {2, 16, 16, 3, 8, 7, 7, 2, 3, 1, 1}, false},
                       ConvCase{"k3_on_2x2_many_channels", {4, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1}, true},
-                      // Output maps of at most 4 pixels: the CPU's GEMM convolution (ops/cpu/gemm_conv.h).
+                      // Output maps of at most 16 pixels: the CPU's GEMM convolution (ops/cpu/gemm_conv.h).
                       ConvCase{"k3_stride2_4x4_to_2x2", {3, 4, 4, 9, 7, 3, 3, 2, 1, 1, 1}, true},
                       ConvCase{"k1_on_2x2", {3, 2, 2, 24, 40, 1, 1, 1, 0, 1, 1}, true},
                       ConvCase{"k1_stride2_4x4_to_2x2", {2, 4, 4, 12, 20, 1, 1, 2, 0, 1, 1}, false},

@@ -65,7 +65,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"k1x3", conv(3, 1, 3, 1, 1, 1, 1, true), Shape{2, 4, 5, 2}},
                       ConvCase{"k1_stride2", conv(5, 1, 1, 2, 0, 1, 1, false), Shape{2, 5, 5, 3}},
                       ConvCase{"k7_stride2_pad3", conv(2, 7, 7, 2, 3, 1, 1, false), Shape{1, 9, 9, 3}},
-                      // Output maps of at most 4 pixels: the CPU's GEMM convolution (ops/cpu/gemm_conv.h).
+                      // Output maps of at most 16 pixels: the CPU's GEMM convolution (ops/cpu/gemm_conv.h).
                       ConvCase{"k3_on_2x2_bias", conv(5, 3, 3, 1, 1, 1, 1, true), Shape{3, 2, 2, 4}},
                       ConvCase{"k1_on_2x2_bias", conv(5, 1, 1, 1, 0, 1, 1, true), Shape{3, 2, 2, 4}},
                       ConvCase{"k1_stride2_4x4_to_2x2", conv(3, 1, 1, 2, 0, 1, 1, false), Shape{2, 4, 4, 3}},
@@ -80,7 +80,7 @@ TEST(Gradients, ConvWithFusedRelu) {
 }
 
 TEST(Gradients, ConvOnSmallMapsTakesTheGemmConvolutionAndMatches) {
-  // f32 output maps of at most 4 pixels take the CPU's GEMM convolution (ops/cpu/gemm_conv.h): here a
+  // f32 output maps of at most 16 pixels take the CPU's GEMM convolution (ops/cpu/gemm_conv.h): here a
   // stride-2 3x3 from 4x4 to 2x2, as ResNet's layer4.0.conv2.
   auto s2 = one_layer(ops::conv2d(conv(8, 3, 3, 2, 1, 1, 1, false)), Shape{3, 4, 4, 5});
   if (backend().device().kind != ops::DeviceKind::cuda) {
@@ -93,9 +93,9 @@ TEST(Gradients, ConvOnSmallMapsTakesTheGemmConvolutionAndMatches) {
   auto relu = one_layer(ops::conv2d(conv(16, 3, 3, 1, 1, 1, 1, true)), Shape{2, 2, 2, 16}, true);
   EXPECT_EQ(relu->layer(0).type(), "Conv2d+ReLU");
   expect_gradients_match(*relu, input_for(*relu));
-  // 3x3 on 3x3 maps, just above that size: oneDNN's kernels, or convoy's im2col weight gradient where
+  // 3x3 on 5x5 maps, just above that size: oneDNN's kernels, or convoy's im2col weight gradient where
   // oneDNN falls back to gemm there.
-  auto above = one_layer(ops::conv2d(conv(16, 3, 3, 1, 1, 1, 1, true)), Shape{2, 3, 3, 16});
+  auto above = one_layer(ops::conv2d(conv(16, 3, 3, 1, 1, 1, 1, true)), Shape{2, 5, 5, 16});
   expect_gradients_match(*above, input_for(*above));
 }
 

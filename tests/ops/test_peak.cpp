@@ -21,12 +21,14 @@ TEST(MachinePeak, ReportsTheLoopsThisProcessorHasAndRefusesTheOthersSaying) {
   EXPECT_TRUE(p.ghz_measured);
   ASSERT_TRUE(p.fp32.available) << p.fp32.why_not;  // oneDNN's kernels need AVX2 at least: so do these loops
   EXPECT_GT(p.fp32.measured_gflops, 0);
-  // A loop faster than cores x units x lanes x clock would count flops it did not do.
-  EXPECT_LT(p.fp32.measured_gflops, 1.25 * p.fp32.theoretical_gflops) << p.fp32.loop;
+  // A loop faster than cores x units x lanes x clock would count flops it did not do (the bug this guards
+  // against read 2-3x). 1.5x, not 1.25x: with other processes on the cores (a parallel build, ctest -j2)
+  // the clock is measured low now and then, and a quick measurement went past 1.25x that way.
+  EXPECT_LT(p.fp32.measured_gflops, 1.5 * p.fp32.theoretical_gflops) << p.fp32.loop;
   // bf16 is measured exactly where oneDNN runs bf16 kernels (AVX-512 BF16), and refused with a reason.
   EXPECT_EQ(p.bf16.available, cpu_has_bf16()) << p.bf16.why_not;
   if (!p.bf16.available) EXPECT_NE(p.bf16.why_not.find("BF16"), std::string::npos) << p.bf16.why_not;
-  if (p.bf16.available) EXPECT_LT(p.bf16.measured_gflops, 1.25 * p.bf16.theoretical_gflops);
+  if (p.bf16.available) EXPECT_LT(p.bf16.measured_gflops, 1.5 * p.bf16.theoretical_gflops);
   EXPECT_GT(p.triad_gbs, 0);
   EXPECT_GT(p.read_gbs, 0);
 }
