@@ -231,7 +231,8 @@ class AddKernel {
  public:
   virtual ~AddKernel() = default;
   virtual void forward(ExecContext& ctx, const Tensor& a, const Tensor& b, Tensor& y) = 0;
-  // da/db may be null (not needed).
+  // da/db may be null (not needed), or one tensor (the graph gave both inputs one gradient buffer; then
+  // neither accumulates).
   virtual void backward(ExecContext& ctx, const Tensor& y, const Tensor& dy, Tensor* da, bool accumulate_da,
                         Tensor* db, bool accumulate_db) = 0;
   virtual std::vector<std::string> implementations() const = 0;

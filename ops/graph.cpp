@@ -272,6 +272,47 @@ void Graph::plan_gradients() {
       written[static_cast<size_t>(in)] = true;
     }
   }
+  share_sum_gradients();
+}
+
+// A sum hands its output gradient unchanged to both inputs a and b. When it is the first writer of both
+// gradients, a has no other reader, and b's other readers all run backward after a's producer (they have
+// lower indices), the two gradients can be one buffer: the sum writes it once, a's producer reads it as it
+// is, and then b's other readers accumulate into it before b's producer reads the total. In a ResNet block,
+// a is the residual branch's last BN and b the block input (or, with a projection, its BN): each block's
+// backward copies one activation-sized gradient less, and the graph holds one such buffer less. No sum
+// changes its operands or order, so the gradients stay bit for bit what they were.
+void Graph::share_sum_gradients() {
+  std::vector<std::vector<int>> readers(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    for (int in : nodes_[i].inputs)
+      if (in >= 0) readers[static_cast<size_t>(in)].push_back(static_cast<int>(i));
+  std::vector<bool> shared(nodes_.size(), false);
+  // Whether `only` is read by `sum` alone, and every other reader of `other` comes before `only`.
+  auto can_share = [&](int sum, int only, int other) {
+    const auto& ro = readers[static_cast<size_t>(only)];
+    if (ro.size() != 1 || ro[0] != sum) return false;
+    for (int r : readers[static_cast<size_t>(other)])
+      if (r != sum && r >= only) return false;
+    return true;
+  };
+  for (size_t i = nodes_.size(); i-- > 0;) {
+    Node& n = nodes_[i];
+    if (!n.layer->same_gradient_to_every_input() || n.inputs.size() != 2) continue;
+    const int a = n.inputs[0], b = n.inputs[1];
+    if (a < 0 || b < 0 || a == b || !n.dx[0] || !n.dx[1] || n.accumulate[0] || n.accumulate[1]) continue;
+    if (shared[static_cast<size_t>(a)] || shared[static_cast<size_t>(b)]) continue;
+    const int sum = static_cast<int>(i);
+    int only, other;
+    if (can_share(sum, a, b))
+      only = a, other = b;
+    else if (can_share(sum, b, a))
+      only = b, other = a;
+    else
+      continue;
+    nodes_[static_cast<size_t>(other)].dout = nodes_[static_cast<size_t>(only)].dout;
+    shared[static_cast<size_t>(a)] = shared[static_cast<size_t>(b)] = true;
+  }
 }
 
 // A kernel's error, with the layer it came from.

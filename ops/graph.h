@@ -159,6 +159,7 @@ class Graph {
   void fuse_relus();
   void mark_extra_only();  // Node::extra_only, from what the main output reads
   void plan_gradients();
+  void share_sum_gradients();  // one gradient buffer for a sum's two inputs where that is safe
   // The arena and entry index that hold a named parameter or buffer.
   std::pair<const Arena*, size_t> locate(const std::string& name) const;
 

@@ -39,6 +39,10 @@ class Layer {
 
   // Fuses a ReLU that follows this layer into it, if the backend can; called before infer().
   virtual bool absorb_relu() { return false; }
+  // Whether backward writes one and the same gradient to every input (a sum's): the graph may then give
+  // two of those inputs one gradient buffer (Graph::plan_gradients), and the layer must cope with
+  // dx[i] and dx[j] being one tensor (write it once, or write it twice with the same values).
+  virtual bool same_gradient_to_every_input() const { return false; }
   // SyncBN: batch statistics summed over ranks through `ranks` (batch norm layers take it; others ignore
   // it); called before build().
   virtual void use_cross_rank_sum(CrossRankSum*) {}

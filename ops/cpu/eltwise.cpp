@@ -134,7 +134,9 @@ class CpuAdd final : public AddKernel {
       g = masked;
     }
     if (da) write_or_accumulate(da->data(), g, n_, accumulate_da, dtype_);
-    if (db) write_or_accumulate(db->data(), g, n_, accumulate_db, dtype_);
+    // One buffer for both (the graph's shared gradient, neither accumulating): written once, above.
+    const bool shared = da && db && da->data() == db->data();
+    if (db && !shared) write_or_accumulate(db->data(), g, n_, accumulate_db, dtype_);
   }
 
   std::vector<std::string> implementations() const override {

@@ -32,6 +32,7 @@ class Add final : public Layer {
  public:
   std::string_view type() const override { return fuse_relu_ ? "Add+ReLU" : "Add"; }
   bool absorb_relu() override { return fuse_relu_ = true; }
+  bool same_gradient_to_every_input() const override { return true; }
   Shape infer(std::span<const Shape> in) override {
     CONVOY_CHECK(in.size() == 2, "Add takes two inputs, got " << in.size());
     CONVOY_CHECK(in[0] == in[1], "Add needs inputs of one shape, got " << in[0].str() << " and " << in[1].str());
