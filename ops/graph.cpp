@@ -287,7 +287,6 @@ void Graph::share_sum_gradients() {
   for (size_t i = 0; i < nodes_.size(); ++i)
     for (int in : nodes_[i].inputs)
       if (in >= 0) readers[static_cast<size_t>(in)].push_back(static_cast<int>(i));
-  std::vector<bool> shared(nodes_.size(), false);
   // Whether `only` is read by `sum` alone, and every other reader of `other` comes before `only`.
   auto can_share = [&](int sum, int only, int other) {
     const auto& ro = readers[static_cast<size_t>(only)];
@@ -300,8 +299,8 @@ void Graph::share_sum_gradients() {
     Node& n = nodes_[i];
     if (!n.layer->same_gradient_to_every_input() || n.inputs.size() != 2) continue;
     const int a = n.inputs[0], b = n.inputs[1];
-    if (a < 0 || b < 0 || a == b || !n.dx[0] || !n.dx[1] || n.accumulate[0] || n.accumulate[1]) continue;
-    if (shared[static_cast<size_t>(a)] || shared[static_cast<size_t>(b)]) continue;
+    // Both first written here (x + x accumulates its second): neither is a later sum's input that shared.
+    if (a < 0 || b < 0 || n.accumulate[0] || n.accumulate[1]) continue;
     const int sum = static_cast<int>(i);
     int only, other;
     if (can_share(sum, a, b))
@@ -311,7 +310,6 @@ void Graph::share_sum_gradients() {
     else
       continue;
     nodes_[static_cast<size_t>(other)].dout = nodes_[static_cast<size_t>(only)].dout;
-    shared[static_cast<size_t>(a)] = shared[static_cast<size_t>(b)] = true;
   }
 }
 
