@@ -39,10 +39,11 @@ CpuBackend::CpuBackend(int threads)
   __builtin_ia32_ldmxcsr(csr | 0x8040);
 }
 
+// With the ISA oneDNN dispatches to, so that a run's log says which kind of machine it ran on.
 std::string CpuBackend::name() const {
   const dnnl_version_t* v = dnnl_version();
   return "cpu (oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-         std::to_string(v->patch) + ", " + std::to_string(threads_) + " threads)";
+         std::to_string(v->patch) + " " + cpu_isa() + ", " + std::to_string(threads_) + " threads)";
 }
 
 std::unique_ptr<ConvKernel> CpuBackend::conv2d(const ConvSpec& s) { return guard(make_conv(*this, s), boundary_); }
