@@ -1,29 +1,74 @@
 #include "common/stop.h"
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <ctime>
+#include <thread>
 
 #include "common/timer.h"
 
 namespace convoy {
 namespace {
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_armed{false};
 std::atomic<double> g_stop_at{-1.0};
 
-// clock_gettime is async-signal-safe; std::chrono's steady_clock is the same clock on Linux.
-double signal_safe_now() {
+double monotonic_now() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-extern "C" void on_stop_signal(int) { request_stop(); }
+sigset_t stop_signals() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGTERM);
+  sigaddset(&s, SIGUSR1);
+  return s;
+}
+
+// A forked child (datasets/h5.cpp's HDF5 probe) takes the default dispositions back.
+void unblock_in_child() {
+  const sigset_t s = stop_signals();
+  pthread_sigmask(SIG_UNBLOCK, &s, nullptr);
+}
+
+// The only thread that takes SIGTERM and SIGUSR1: every other thread inherits them blocked.
+[[noreturn]] void wait_for_signals() {
+  const sigset_t s = stop_signals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&s, &sig) != 0) continue;
+    if (g_armed.load()) {
+      request_stop();
+      continue;
+    }
+    // Nothing listens yet (or this command never does): the signal's default action, as if never blocked.
+    std::signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+    kill(getpid(), sig);
+  }
+}
 }  // namespace
 
+void take_stop_signals_synchronously() {
+  static std::atomic<bool> started{false};
+  if (started.exchange(true)) return;
+  const sigset_t s = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &s, nullptr);
+  pthread_atfork(nullptr, nullptr, unblock_in_child);
+  std::thread(wait_for_signals).detach();
+}
+
 void install_stop_handlers() {
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGUSR1, on_stop_signal);
+  take_stop_signals_synchronously();
+  g_armed.store(true);
 }
 
 bool stop_requested() { return g_stop.load(); }
@@ -34,7 +79,7 @@ double seconds_since_stop_request() {
 }
 
 void request_stop() {
-  if (!g_stop.exchange(true)) g_stop_at.store(signal_safe_now());
+  if (!g_stop.exchange(true)) g_stop_at.store(monotonic_now());
 }
 
 }  // namespace convoy

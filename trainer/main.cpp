@@ -3,10 +3,12 @@
 #include <cstdio>
 
 #include "common/error.h"
+#include "common/stop.h"
 #include "common/log.h"
 #include "trainer/commands.h"
 
 int main(int argc, char** argv) {
+  convoy::take_stop_signals_synchronously();  // before any thread starts: see common/stop.h
   CLI::App app{"convoy: data-parallel training of convolutional networks (oneDNN + MPI on CPUs)"};
   app.require_subcommand(1);
   bool verbose = false;
