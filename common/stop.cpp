@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <csignal>
-#include <ctime>
 #include <thread>
 
 #include "common/timer.h"
@@ -15,12 +14,6 @@ namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_armed{false};
 std::atomic<double> g_stop_at{-1.0};
-
-double monotonic_now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
 
 sigset_t stop_signals() {
   sigset_t s;
@@ -79,7 +72,7 @@ double seconds_since_stop_request() {
 }
 
 void request_stop() {
-  if (!g_stop.exchange(true)) g_stop_at.store(monotonic_now());
+  if (!g_stop.exchange(true)) g_stop_at.store(now_seconds());
 }
 
 }  // namespace convoy

@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "common/error.h"
-#include "common/stop.h"
 #include "common/log.h"
+#include "common/stop.h"
 #include "trainer/commands.h"
 
 int main(int argc, char** argv) {
