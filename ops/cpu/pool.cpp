@@ -3,6 +3,7 @@
 // count_include_pad=True oneDNN's include-padding divisor matches unless ceil mode adds padding past
 // PyTorch's own, and then a per-position factor converts the exclude-padding result.
 #include <algorithm>
+#include <cstring>
 
 #include "ops/cpu/cpu_backend.h"
 
@@ -163,30 +164,10 @@ class CpuMaxPool final : public PoolKernel {
           const int64_t w0 = ow * s_.stride_w - s_.pad_w;
           const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + s_.kw, s_.W);
           const int64_t o = ((n * OH_ + oh) * OW_ + ow) * C;
-          // 16 channels at a time in locals (the output pointers may alias the input, to the compiler).
-          for (int64_t c0 = 0; c0 < C; c0 += 16) {
-            const int64_t cn = std::min<int64_t>(16, C - c0);
-            float m[16];
-            uint8_t a[16];
-            bool first = true;
-            for (int64_t h = hs; h < he; ++h)
-              for (int64_t w = ws; w < we; ++w) {
-                const float* xi = in + ((n * s_.H + h) * s_.W + w) * C + c0;
-                const auto k = static_cast<uint8_t>((h - h0) * s_.kw + (w - w0));
-                if (first) {
-                  for (int64_t c = 0; c < cn; ++c) m[c] = xi[c], a[c] = k;
-                  first = false;
-                  continue;
-                }
-                for (int64_t c = 0; c < cn; ++c) {  // branch-free: random data mispredicts every other time
-                  const float v = xi[c], cur = m[c];
-                  const auto more = static_cast<uint8_t>(-static_cast<int>(v > cur));
-                  m[c] = v > cur ? v : cur;  // maxss
-                  a[c] = static_cast<uint8_t>(a[c] ^ ((a[c] ^ k) & more));
-                }
-              }
-            for (int64_t c = 0; c < cn; ++c) out[o + c0 + c] = m[c], arg[o + c0 + c] = a[c];
-          }
+          int64_t c0 = 0;
+          for (; c0 + 64 <= C; c0 += 64) window<4>(in, out + o + c0, arg + o + c0, n, h0, hs, he, w0, ws, we, c0, 64);
+          for (; c0 + 16 <= C; c0 += 16) window<1>(in, out + o + c0, arg + o + c0, n, h0, hs, he, w0, ws, we, c0, 16);
+          if (c0 < C) window<0>(in, out + o + c0, arg + o + c0, n, h0, hs, he, w0, ws, we, c0, C - c0);
         }
       }
   }
@@ -205,7 +186,29 @@ class CpuMaxPool final : public PoolKernel {
         for (int64_t ow = 0; ow < OW_; ++ow) {
           const int64_t h0 = oh * s_.stride_h - s_.pad_h, w0 = ow * s_.stride_w - s_.pad_w;
           const int64_t o = ((n * OH_ + oh) * OW_ + ow) * C;
-          for (int64_t c = 0; c < C; ++c) {
+          int64_t c = 0;
+          // 16 channels at a time: each tap of the window takes the gradient in the lanes it won. The sum
+          // into a dx element runs over output positions in the same order as the scalar scatter below.
+          if (C >= 16) {
+            const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + s_.kh, s_.H);
+            const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + s_.kw, s_.W);
+            for (; c + 16 <= C; c += 16) {
+              F16 gv;
+              U16 a8;
+              std::memcpy(&gv, g + o + c, sizeof gv);
+              std::memcpy(&a8, arg + o + c, sizeof a8);
+              const I16 a = __builtin_convertvector(a8, I16);
+              for (int64_t h = hs; h < he; ++h)
+                for (int64_t w = ws; w < we; ++w) {
+                  float* d = dxn + (h * s_.W + w) * C + c;
+                  F16 dv;
+                  std::memcpy(&dv, d, sizeof dv);
+                  dv += a == static_cast<int32_t>((h - h0) * s_.kw + (w - w0)) ? gv : F16{};
+                  std::memcpy(d, &dv, sizeof dv);
+                }
+            }
+          }
+          for (; c < C; ++c) {
             const int64_t k = arg[o + c], h = h0 + k / s_.kw, w = w0 + k % s_.kw;
             dxn[(h * s_.W + w) * C + c] += g[o + c];
           }
@@ -218,6 +221,65 @@ class CpuMaxPool final : public PoolKernel {
   }
 
  private:
+  typedef float F16 __attribute__((vector_size(64)));
+  typedef int32_t I16 __attribute__((vector_size(64)));
+  typedef uint8_t U16 __attribute__((vector_size(16)));
+
+  // One output position's window for channels c0..c0+cn, into `out` and `arg`. With NB > 0, cn is NB blocks
+  // of 16 and the compare and select are GCC vector operations, as wide as the ISA has (the compiler left the
+  // same loops over local arrays scalar: 0.9-1.0 ms for ResNet-18's stem maxpool at batch 32, 0.45 ms as
+  // vectors); NB = 4 keeps four blocks' compare-select chains in flight. NB = 0 handles up to 16 channels
+  // in scalar loops. Both keep the argmax in 32-bit lanes, the compare's width, until the store narrows it.
+  template <int NB>
+  void window(const float* in, float* out, uint8_t* arg, int64_t n, int64_t h0, int64_t hs, int64_t he,
+              int64_t w0, int64_t ws, int64_t we, int64_t c0, int64_t cn) const {
+    const auto at = [&](int64_t h, int64_t w) { return in + ((n * s_.H + h) * s_.W + w) * s_.C + c0; };
+    const auto tap = [&](int64_t h, int64_t w) { return static_cast<int32_t>((h - h0) * s_.kw + (w - w0)); };
+    if constexpr (NB > 0) {
+      F16 m[NB];
+      I16 a[NB];
+      for (int b = 0; b < NB; ++b) std::memcpy(&m[b], at(hs, ws) + 16 * b, sizeof(F16)), a[b] = I16{} + tap(hs, ws);
+      for (int64_t h = hs; h < he; ++h)
+        for (int64_t w = (h == hs ? ws + 1 : ws); w < we; ++w) {
+          const float* xi = at(h, w);
+          const I16 k = I16{} + tap(h, w);
+          for (int b = 0; b < NB; ++b) {
+            F16 v;
+            std::memcpy(&v, xi + 16 * b, sizeof v);
+            const I16 more = v > m[b];  // strict: the first maximum in row-major order wins
+            m[b] = more ? v : m[b];
+            a[b] = more ? k : a[b];
+          }
+        }
+      for (int b = 0; b < NB; ++b) {
+        const U16 a8 = __builtin_convertvector(a[b], U16);
+        std::memcpy(out + 16 * b, &m[b], sizeof(F16));
+        std::memcpy(arg + 16 * b, &a8, sizeof a8);
+      }
+    } else {
+      float m[16];
+      uint8_t a[16];
+      bool first = true;
+      for (int64_t h = hs; h < he; ++h)
+        for (int64_t w = ws; w < we; ++w) {
+          const float* xi = at(h, w);
+          const auto k = static_cast<uint8_t>(tap(h, w));
+          if (first) {
+            for (int64_t c = 0; c < cn; ++c) m[c] = xi[c], a[c] = k;
+            first = false;
+            continue;
+          }
+          for (int64_t c = 0; c < cn; ++c) {  // branch-free: random data mispredicts every other time
+            const float v = xi[c], cur = m[c];
+            const auto more = static_cast<uint8_t>(-static_cast<int>(v > cur));
+            m[c] = v > cur ? v : cur;  // maxss
+            a[c] = static_cast<uint8_t>(a[c] ^ ((a[c] ^ k) & more));
+          }
+        }
+      for (int64_t c = 0; c < cn; ++c) out[c] = m[c], arg[c] = a[c];
+    }
+  }
+
   PoolSpec s_;
   int64_t OH_, OW_;
 };

@@ -88,6 +88,8 @@ INSTANTIATE_TEST_SUITE_P(
     Pool2d, PoolForward,
     ::testing::Values(PoolCase{"max_k3s2p1", {2, 7, 7, 3, 3, 2, 1, true, false, true}},
                       PoolCase{"max_k2s2_ceil", {2, 5, 5, 3, 2, 2, 0, true, true, true}},
+                      PoolCase{"max_k3s2p1_16_channels", {2, 7, 7, 16, 3, 2, 1, true, false, true}},
+                      PoolCase{"max_k3s2p1_83_channels", {1, 7, 6, 83, 3, 2, 1, true, false, true}},
                       PoolCase{"max_k3s2p1_ceil", {2, 6, 6, 3, 3, 2, 1, true, true, true}},
                       PoolCase{"avg_k3s2p1_include_pad", {2, 7, 7, 3, 3, 2, 1, false, false, true}},
                       PoolCase{"avg_k3s2p1_exclude_pad", {2, 7, 7, 3, 3, 2, 1, false, false, false}},

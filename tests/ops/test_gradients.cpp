@@ -2,6 +2,11 @@
 // every input and parameter element.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
 #include "tests/ops/grad_check.h"
 #include "tests/ops/test_util.h"
 
@@ -178,6 +183,42 @@ INSTANTIATE_TEST_SUITE_P(
                       PoolCase{"avg_k3s2p1_ceil_include", false, pool(3, 2, 1, true, true), Shape{1, 6, 6, 2}},
                       PoolCase{"avg_k2s2_ceil_exclude", false, pool(2, 2, 0, true, false), Shape{2, 5, 5, 2}}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Max pooling's gradient goes to the first maximum of its window in row-major order, as in PyTorch and
+// oneDNN: after a ReLU, windows of zeros tie everywhere. Windows overlap (k3 s2), so an input element can
+// collect gradient from several outputs; the sum runs in output order, here and in the kernel.
+TEST(Gradients, MaxPoolTiesGoToTheFirstMaximumInTheWindow) {
+  for (int64_t C : {5, 16, 83}) {
+    SCOPED_TRACE("channels " + std::to_string(C));
+    const int64_t N = 2, H = 7, W = 6, K = 3, S = 2, P = 1;
+    auto g = one_layer(ops::max_pool2d(pool(K, S, P, false, true)), Shape{N, H, W, C});
+    std::vector<float> x = random_values(static_cast<size_t>(N * H * W * C), 9);
+    for (float& v : x) v = std::max(0.f, std::round(v * 2));  // 0, 1 or 2: ties in nearly every window
+    g->forward(device_tensor(g->input_shape(), x));
+    const Shape out = g->output_shape();
+    const int64_t OH = out[1], OW = out[2];
+    const std::vector<float> dy = random_values(static_cast<size_t>(out.numel()), 10);
+    write_device(g->output_grad(), dy);
+    g->backward();
+    std::vector<float> want(x.size(), 0.f);
+    auto at = [&](int64_t n, int64_t h, int64_t w, int64_t c) { return static_cast<size_t>(((n * H + h) * W + w) * C + c); };
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow)
+          for (int64_t c = 0; c < C; ++c) {
+            size_t best = SIZE_MAX;
+            for (int64_t h = std::max<int64_t>(0, oh * S - P); h < std::min(H, oh * S - P + K); ++h)
+              for (int64_t w = std::max<int64_t>(0, ow * S - P); w < std::min(W, ow * S - P + K); ++w)
+                if (best == SIZE_MAX || x[at(n, h, w, c)] > x[best]) best = at(n, h, w, c);
+            want[best] += dy[static_cast<size_t>(((n * OH + oh) * OW + ow) * C + c)];
+          }
+    const std::vector<float> got = host_values(g->input_grad());
+    ASSERT_EQ(got.size(), want.size());
+    int wrong = 0;
+    for (size_t i = 0; i < got.size(); ++i) wrong += got[i] != want[i];
+    EXPECT_EQ(wrong, 0) << "of " << got.size() << " input gradients";
+  }
+}
 
 TEST(Gradients, GlobalAvgPool) {
   auto g = one_layer(ops::global_avg_pool(), Shape{2, 3, 4, 5});
