@@ -6,6 +6,9 @@
 // transfer) SIGUSR1 in training corrupted the heap: twice in CI's preemption soak, once in 80 randomly signalled runs.
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace convoy {
 
 // Blocks SIGTERM and SIGUSR1 in the calling thread and starts the thread that waits for them. Call it
@@ -17,5 +20,11 @@ bool stop_requested();
 // Seconds since the first request (on common/timer.h's clock), or a negative number when none came.
 double seconds_since_stop_request();
 void request_stop();
+
+// Runs the program argv[0] (a path; no shell) with the arguments after it and waits for it. Its SIGTERM
+// and SIGUSR1 start unblocked: a child inherits the caller's mask, and this process keeps them blocked in
+// every thread (std::system's /bin/sh clears them when it is dash, not when it is bash). Returns
+// waitpid's status, or -1 when the program could not be started.
+int run_program(const std::vector<std::string>& argv);
 
 }  // namespace convoy

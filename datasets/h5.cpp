@@ -283,6 +283,13 @@ std::string contain(const std::string& file, const std::function<std::string()>&
     // A crash must end the child by its signal, whatever handlers this process installed (a sanitizer's,
     // a fuzzer's): that is how the parent tells a crash from an error.
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);
+    // A stop signal is the parent's to handle (common/stop.h); a launcher that signals the whole process
+    // group must not kill the read and so make the file look damaged. The parent's timeout still holds.
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGUSR1);
+    ::pthread_sigmask(SIG_BLOCK, &stops, nullptr);
 #if CONVOY_SANITIZED
     // Under a sanitizer (tests, fuzzing) its report on HDF5's memory errors ends the child too, without
     // the death callback a fuzzer registered (which would record the contained crash as its own).

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/stop.h"
 #include "trainer/commands.h"
 #include "trainer/projection.h"
 #include "trainer/report.h"
@@ -72,9 +73,9 @@ int run_report(const ReportArgs& a) {
     const std::string script = std::string(env ? env : CONVOY_TOOLS_DIR) + "/report_plots.py";
     CONVOY_CHECK(fs::exists(script), "the plotting script " << script << " is missing: set CONVOY_TOOLS_DIR to "
                                                             "convoy's tools/ folder, or pass --no-plots");
-    const std::string cmd = "/usr/bin/python3 " + shell_quote(script) + " " + shell_quote(a.out + "/report.json") +
-                            " " + shell_quote(a.out);
-    CONVOY_CHECK(std::system(cmd.c_str()) == 0,
+    const std::vector<std::string> argv{"/usr/bin/python3", script, a.out + "/report.json", a.out};
+    const std::string cmd = argv[0] + " " + shell_quote(argv[1]) + " " + shell_quote(argv[2]) + " " + shell_quote(argv[3]);
+    CONVOY_CHECK(run_program(argv) == 0,
                  "drawing the plots failed (" << cmd << "): it needs python3-matplotlib (tools/setup.sh installs "
                                               "it); --no-plots writes the report without them");
     for (const char* name : {"throughput.png", "efficiency.png", "breakdown.png", "buckets.png"})

@@ -3,13 +3,16 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <hdf5.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "datasets/dataset.h"
+#include "datasets/h5.h"
 #include "datasets/idx.h"
 #include "datasets/shard_reader.h"
 #include "datasets/imagefolder.h"
@@ -271,6 +274,19 @@ TEST(FuzzRegressions, ShardsThatBreakHdf5AreRefusedWithAnError) {
   }
   EXPECT_GE(n, 7);
   EXPECT_GE(contained, 7);  // every one of them breaks somewhere, and was contained
+}
+
+// A launcher that signals the whole process group (Slurm's USR1 before preemption, mpirun's TERM) reaches
+// the HDF5 child too. The stop is the parent's to take (common/stop.h): the child's read finishes, and the
+// file is not blamed for a crash that never happened.
+TEST(Hdf5Child, AStopSignalDoesNotEndTheReadNorBlameTheFile) {
+  for (int sig : {SIGUSR1, SIGTERM}) {
+    const std::string got = h5::contain("/nonexistent/file.h5", [sig] {
+      ::raise(sig);  // pending in the child until it exits
+      return std::string("read");
+    });
+    EXPECT_EQ(got, "read") << strsignal(sig);
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // device that proves no host code reads device memory).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/stop.h"
 #include "ops/backend.h"
 #include "tests/trainer/fixtures.h"
 #include "trainer/checkpoint.h"
@@ -125,6 +127,43 @@ INSTANTIATE_TEST_SUITE_P(Devices, CliOnDevice, ::testing::Values("cpu", "cpu-str
 
 // The peak and a profiled step measured in one run: every convolution and inner product gets its
 // GFLOP/s and share of the peak, and the shares follow from the times, the MACs and the peak.
+// convoy blocks SIGTERM and SIGUSR1 in every thread (common/stop.h). A child inherits that mask (bash
+// keeps it; Debian's dash clears it, so std::system hid this here) and could not be stopped; run_program's
+// children start with them unblocked.
+TEST(Cli, ChildProgramsStartWithTheStopSignalsUnblocked) {
+  sigset_t stops, before;
+  sigemptyset(&stops);
+  sigaddset(&stops, SIGTERM);
+  sigaddset(&stops, SIGUSR1);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &stops, &before), 0);
+  const std::string file = ::testing::TempDir() + "/sigblk.txt";
+  const std::vector<std::string> argv{"/bin/bash", "-c", "grep ^SigBlk: /proc/self/status > " + file};
+  auto blocked_in_child = [&](bool inherit) {
+    if (inherit) {  // a plain posix_spawn, for contrast: the test can tell the two apart
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      pid_t pid = 0;
+      EXPECT_EQ(posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ), 0);
+      int status = -1;
+      waitpid(pid, &status, 0);
+      EXPECT_EQ(status, 0);
+    } else {
+      EXPECT_EQ(convoy::run_program(argv), 0);
+    }
+    std::ifstream in(file);
+    std::string key, hex;
+    in >> key >> hex;
+    const unsigned long long mask = std::stoull(hex, nullptr, 16);
+    return ((mask >> (SIGTERM - 1)) & 1) + ((mask >> (SIGUSR1 - 1)) & 1);
+  };
+  EXPECT_EQ(blocked_in_child(false), 0u);
+  EXPECT_EQ(blocked_in_child(true), 2u);
+  EXPECT_NE(convoy::run_program({"/bin/sh", "-c", "exit 3"}), 0);
+  EXPECT_EQ(convoy::run_program({"/nonexistent/program"}), -1);
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+}
+
 TEST(Cli, BenchPeakAndAProfiledStepGiveSharesOfTheMeasuredPeak) {
   CmdResult r = run("bench peak --threads 1 --seconds 0.05 --repeats 1 --json");
   ASSERT_EQ(r.code, 0) << r.output;
