@@ -55,12 +55,30 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{"k1x3_pad1", {2, 5, 6, 3, 4, 1, 3, 1, 1, 1, 1}, true},
                       ConvCase{"k7_stride2_pad3", {2, 16, 16, 3, 8, 7, 7, 2, 3, 1, 1}, false},
                       ConvCase{"k3_on_2x2_many_channels", {4, 2, 2, 32, 32, 3, 3, 1, 1, 1, 1}, true},
+                      // 16 channels at most: oneDNN's direct jit forward on AVX-512 (ops/cpu/conv.cpp)
+                      ConvCase{"k3_16_to_16", {3, 10, 9, 16, 16, 3, 3, 1, 1, 1, 1}, false},
+                      ConvCase{"k3_1_to_16", {3, 10, 9, 1, 16, 3, 3, 1, 1, 1, 1}, true},
                       // Output maps of at most 16 pixels: the CPU's GEMM convolution (ops/cpu/gemm_conv.h).
                       ConvCase{"k3_stride2_4x4_to_2x2", {3, 4, 4, 9, 7, 3, 3, 2, 1, 1, 1}, true},
                       ConvCase{"k1_on_2x2", {3, 2, 2, 24, 40, 1, 1, 1, 0, 1, 1}, true},
                       ConvCase{"k1_stride2_4x4_to_2x2", {2, 4, 4, 12, 20, 1, 1, 2, 0, 1, 1}, false},
                       ConvCase{"k3_dilation2_on_1x2", {2, 5, 6, 3, 5, 3, 3, 2, 0, 2, 1}, true}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// The CIFAR-style ResNets' first stage: oneDNN 2.6 picks brgconv on AVX-512, which its direct jit kernel
+// beats at 16 channels (ops/cpu/conv.cpp); elsewhere (AVX2) there is no brgconv to skip.
+TEST(ConvForwardChoice, AtMost16OutputChannelsSkipBrgconvInF32) {
+  ops::Conv2dOptions o;
+  o.out_channels = 16, o.kernel_h = o.kernel_w = 3, o.stride = 1, o.padding = 1;
+  auto g = one_layer(ops::conv2d(o), Shape{8, 28, 28, 16});
+  bool forward_listed = false;
+  for (const std::string& impl : g->implementations())
+    if (impl.find("convolution forward") != std::string::npos) {
+      forward_listed = true;
+      if (backend_name() == "cpu") EXPECT_EQ(impl.find("brgconv"), std::string::npos) << impl;
+    }
+  EXPECT_TRUE(forward_listed || backend_name() != "cpu");
+}
 
 struct PoolCase {
   const char* name;
